@@ -1,0 +1,1 @@
+"""Training shell: logging now; the GRPO trainer, configs and checkpoints land here."""

@@ -1,0 +1,54 @@
+"""Run logging: every scalar goes to a JSONL file and to TensorBoard.
+
+JSONL is what tests, plots and resume read back; TensorBoard is what people watch
+(``tensorboard --logdir <run dir>``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+
+class RunLogger:
+    """Append-only metrics log for one run directory."""
+
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl_path = self.run_dir / "metrics.jsonl"
+        self._jsonl = self.jsonl_path.open("a", encoding="utf-8")
+        self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard")) if tensorboard else None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Record scalars for ``step``; non-finite values are written as null, not dropped."""
+        row: dict[str, Any] = {"step": int(step)}
+        for key, value in metrics.items():
+            v = float(value)
+            row[key] = v if math.isfinite(v) else None
+            if self._tb is not None:
+                self._tb.add_scalar(key, v, global_step=int(step))
+        self._jsonl.write(json.dumps(row) + "\n")
+        self._jsonl.flush()
+
+    def close(self) -> None:
+        """Flush and close both sinks."""
+        self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a metrics file written by :class:`RunLogger`."""
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

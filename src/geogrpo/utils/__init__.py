@@ -1,0 +1,1 @@
+"""Small helpers shared by every layer: input checks and atomic file output."""
