@@ -27,8 +27,9 @@ def test_last_stage_reaches_the_target_and_reprojections_chain(strategy):
 
 
 def test_references_and_fusion_per_strategy():
-    kinds = {s: [(st.reference, st.fusion) for st in accumulation_plan(DELTA, s, 3)]
-             for s in STRATEGIES}
+    kinds = {
+        s: [(st.reference, st.fusion) for st in accumulation_plan(DELTA, s, 3)] for s in STRATEGIES
+    }
     assert kinds["rfa"] == [("source", "none")] * 3
     assert kinds["rva"] == [("source", "none"), ("previous", "none"), ("previous", "none")]
     assert kinds["ora_dt"][1:] == [("previous", "depth_threshold")] * 2
@@ -40,7 +41,9 @@ def test_equal_increments_without_generator():
     full = float(rotation_angle(DELTA[-1, :3, :3], torch.eye(3, dtype=torch.float64)))
     for s in stages:
         step = s.reproject_delta[-1, :3, :3]
-        assert float(rotation_angle(step, torch.eye(3, dtype=torch.float64))) == pytest.approx(full / 4)
+        assert float(rotation_angle(step, torch.eye(3, dtype=torch.float64))) == pytest.approx(
+            full / 4
+        )
 
 
 def test_bullet_time_ramp_runs_from_previous_to_new_view_at_frame_zero():
@@ -52,8 +55,9 @@ def test_bullet_time_ramp_runs_from_previous_to_new_view_at_frame_zero():
     torch.testing.assert_close(second.bullet_time_delta[-1], delta[0], atol=1e-12, rtol=0)
     angles = rotation_angle(second.bullet_time_delta[:, :3, :3], torch.eye(3, dtype=torch.float64))
     assert bool((angles[1:] > angles[:-1]).all())  # consecutively increasing changes
-    assert float(angles[0]) > float(rotation_angle(first.target_delta[0, :3, :3],
-                                                   torch.eye(3, dtype=torch.float64)))
+    assert float(angles[0]) > float(
+        rotation_angle(first.target_delta[0, :3, :3], torch.eye(3, dtype=torch.float64))
+    )
     assert accumulation_plan(delta, "rva", 2)[0].bullet_time_delta is None
 
 
@@ -67,10 +71,13 @@ def test_group_plans_vary_and_reproduce_from_the_seed():
         for a, b in zip(p, q, strict=True):
             assert torch.equal(a.target_delta, b.target_delta)
     # Unequal random increments, each at least min_fraction of the motion.
-    multi = [p for p in plans if len(p) >= 3][0]
+    multi = next(p for p in plans if len(p) >= 3)
     full = float(rotation_angle(DELTA[-1, :3, :3], torch.eye(3, dtype=torch.float64)))
-    fracs = [float(rotation_angle(s.reproject_delta[-1, :3, :3], torch.eye(3, dtype=torch.float64))) / full
-             for s in multi]
+    fracs = [
+        float(rotation_angle(s.reproject_delta[-1, :3, :3], torch.eye(3, dtype=torch.float64)))
+        / full
+        for s in multi
+    ]
     assert min(fracs) >= 0.1 - 1e-9 and max(fracs) - min(fracs) > 1e-3
     assert sum(fracs) == pytest.approx(1.0)
 

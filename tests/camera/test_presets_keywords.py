@@ -32,7 +32,9 @@ def test_every_preset_starts_at_identity(name):
 def test_pan_final_yaw(name, deg, x_sign):
     c2w, center = _final(name)
     assert float(rotation_angle(c2w[:3, :3], EYE)) == pytest.approx(math.radians(deg))
-    assert float(c2w[0, 2]) == pytest.approx(x_sign * math.sin(math.radians(deg)))  # looks right/left
+    assert float(c2w[0, 2]) == pytest.approx(
+        x_sign * math.sin(math.radians(deg))
+    )  # looks right/left
     torch.testing.assert_close(center, torch.zeros(3, dtype=torch.float64))
 
 
@@ -54,10 +56,14 @@ def test_zoom_is_a_dolly_along_the_optical_axis(name, z):
 def test_translate_keeps_the_point_ahead_centred(name, y):
     w2c = preset_trajectory(name, 7)
     c2w = w2c_to_c2w(w2c)
-    torch.testing.assert_close(camera_centers(w2c)[-1], torch.tensor([0.0, y, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        camera_centers(w2c)[-1], torch.tensor([0.0, y, 0.0], dtype=torch.float64)
+    )
     point = torch.tensor([0.0, 0.0, 4.0, 1.0], dtype=torch.float64)
     cam = (w2c @ point)[:, :3]  # the point in every camera frame
-    torch.testing.assert_close(cam[:, :2], torch.zeros(7, 2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        cam[:, :2], torch.zeros(7, 2, dtype=torch.float64), atol=1e-12, rtol=0
+    )
     assert float(rotation_angle(c2w[-1, :3, :3], EYE)) == pytest.approx(math.atan2(1, 4))
 
 
@@ -66,10 +72,14 @@ def test_arc_orbits_30_degrees_about_the_point_ahead(name, x_sign):
     w2c = preset_trajectory(name, 7, scale=2.0)
     pivot = torch.tensor([0.0, 0.0, 8.0], dtype=torch.float64)
     centers = camera_centers(w2c)
-    torch.testing.assert_close((centers - pivot).norm(dim=-1), torch.full((7,), 8.0, dtype=torch.float64))
+    torch.testing.assert_close(
+        (centers - pivot).norm(dim=-1), torch.full((7,), 8.0, dtype=torch.float64)
+    )
     assert float(centers[-1, 0]) == pytest.approx(x_sign * 8 * math.sin(math.radians(30)))
     cam = (w2c @ torch.cat([pivot, torch.ones(1, dtype=torch.float64)]))[:, :3]
-    torch.testing.assert_close(cam[:, :2], torch.zeros(7, 2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        cam[:, :2], torch.zeros(7, 2, dtype=torch.float64), atol=1e-12, rtol=0
+    )
 
 
 @pytest.mark.parametrize("name", ["pan_right", "zoom_in", "arc_left"])
@@ -105,8 +115,12 @@ def test_speed_words_scale_the_motion():
     slow = camera_keywords_to_trajectory("the camera slowly pans left", 5)
     fast = camera_keywords_to_trajectory("the camera pans left quickly", 5)
     eye = EYE
-    assert float(rotation_angle(w2c_to_c2w(slow)[-1, :3, :3], eye)) == pytest.approx(math.radians(10))
-    assert float(rotation_angle(w2c_to_c2w(fast)[-1, :3, :3], eye)) == pytest.approx(math.radians(40))
+    assert float(rotation_angle(w2c_to_c2w(slow)[-1, :3, :3], eye)) == pytest.approx(
+        math.radians(10)
+    )
+    assert float(rotation_angle(w2c_to_c2w(fast)[-1, :3, :3], eye)) == pytest.approx(
+        math.radians(40)
+    )
 
 
 def test_while_composes_and_then_sequences():
@@ -118,7 +132,9 @@ def test_while_composes_and_then_sequences():
     c2w = w2c_to_c2w(w2c)
     # First half: yaw left 20 deg while moving 2 units along the turning optical axis.
     assert float(rotation_angle(c2w[4, :3, :3], EYE)) == pytest.approx(math.radians(20))
-    assert float(camera_centers(w2c)[4].norm()) == pytest.approx(2 * math.sin(math.radians(10)) / math.radians(10), rel=1e-9)
+    assert float(camera_centers(w2c)[4].norm()) == pytest.approx(
+        2 * math.sin(math.radians(10)) / math.radians(10), rel=1e-9
+    )
     # Second half: no translation, only the tilt.
     torch.testing.assert_close(camera_centers(w2c)[8], camera_centers(w2c)[4])
     tilt = c2w[4, :3, :3].T @ c2w[8, :3, :3]

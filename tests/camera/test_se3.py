@@ -62,7 +62,9 @@ def test_camera_center_closed_form():
     r = axis_rotation("y", math.pi / 2)
     w2c = make_pose(r, torch.tensor([0.0, 0.0, 5.0], dtype=torch.float64))
     # x_cam = R c + t = 0 at the centre, so c = -R^T t = -(-5, 0, 0).
-    torch.testing.assert_close(camera_centers(w2c), torch.tensor([5.0, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        camera_centers(w2c), torch.tensor([5.0, 0.0, 0.0], dtype=torch.float64)
+    )
 
 
 def test_rotation_angle_and_axis_rotation():

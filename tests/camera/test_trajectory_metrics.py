@@ -34,7 +34,9 @@ FAST = settings(max_examples=25, deadline=None)
 def _wiggly(frames=12, seed=0):
     g = torch.Generator().manual_seed(seed)
     rot = so3_exp(torch.randn(frames, 3, generator=g, dtype=torch.float64) * 0.3)
-    return c2w_to_w2c(make_pose(rot, torch.cumsum(torch.randn(frames, 3, generator=g, dtype=torch.float64), 0)))
+    return c2w_to_w2c(
+        make_pose(rot, torch.cumsum(torch.randn(frames, 3, generator=g, dtype=torch.float64), 0))
+    )
 
 
 def test_rescaled_path_hits_the_maxima_and_keeps_its_shape():
@@ -46,7 +48,9 @@ def test_rescaled_path_hits_the_maxima_and_keeps_its_shape():
     r0, s0 = trajectory_increments(w2c)
     r1, s1 = trajectory_increments(out)
     cos = torch.nn.functional.cosine_similarity
-    torch.testing.assert_close(cos(s0, s1, dim=-1), torch.ones(11, dtype=torch.float64))  # directions
+    torch.testing.assert_close(
+        cos(s0, s1, dim=-1), torch.ones(11, dtype=torch.float64)
+    )  # directions
     torch.testing.assert_close(cos(r0, r1, dim=-1), torch.ones(11, dtype=torch.float64))  # axes
     torch.testing.assert_close(out[0], w2c[0])
 
@@ -98,8 +102,10 @@ def test_errors_are_zero_for_identical_trajectories():
 def test_metrics_hand_computed_for_a_fixed_pair():
     # Reference: pan right 10 deg per frame. Estimate: pans 0.1 rad per frame, dollies 1 per frame.
     ref = preset_trajectory("pan_right", 3)
-    est_c2w = make_pose(axis_rotation("y", torch.tensor([0.0, 0.1, 0.2])),
-                        torch.tensor([[0.0, 0, 0], [0, 0, 1], [0, 0, 2]], dtype=torch.float64))
+    est_c2w = make_pose(
+        axis_rotation("y", torch.tensor([0.0, 0.1, 0.2])),
+        torch.tensor([[0.0, 0, 0], [0, 0, 1], [0, 0, 2]], dtype=torch.float64),
+    )
     est = c2w_to_w2c(est_c2w)
     step = math.radians(10)
     assert float(rot_err(est, ref)) == pytest.approx((step - 0.1) + (2 * step - 0.2))

@@ -21,8 +21,9 @@ W2C2 = make_pose(axis_rotation("y", -0.1), torch.tensor([0.6, 0.05, 0.1], dtype=
 
 def _scene(n=200, seed=0):
     g = torch.Generator().manual_seed(seed)
-    pts = torch.rand(n, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 3.0, 4.0]) \
-        + torch.tensor([-2.0, -1.5, 4.0])
+    pts = torch.rand(n, 3, generator=g, dtype=torch.float64) * torch.tensor(
+        [4.0, 3.0, 4.0]
+    ) + torch.tensor([-2.0, -1.5, 4.0])
     p1, _ = project_points(pts, K, W2C1)
     p2, _ = project_points(pts, K, W2C2)
     return p1, p2
@@ -76,7 +77,9 @@ def test_feature_matches_recover_a_known_shift(method):
     p1, p2 = match_features(a, b, method=method)
     assert p1.shape[0] >= 15
     shift = (p1 - p2).median(dim=0).values
-    torch.testing.assert_close(shift, torch.tensor([7.0, 0.0], dtype=torch.float64), atol=0.6, rtol=0)
+    torch.testing.assert_close(
+        shift, torch.tensor([7.0, 0.0], dtype=torch.float64), atol=0.6, rtol=0
+    )
 
 
 def test_bad_input():
@@ -86,6 +89,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="^pts1: need at least 8"):
         fundamental_from_correspondences(p1[:5], p2[:5])
     with pytest.raises(ValueError, match="^w2c2: the two cameras share a centre"):
-        fundamental_from_cameras(K, W2C1, K, make_pose(axis_rotation("y", 0.2), torch.zeros(3, dtype=torch.float64)))
+        fundamental_from_cameras(
+            K, W2C1, K, make_pose(axis_rotation("y", 0.2), torch.zeros(3, dtype=torch.float64))
+        )
     with pytest.raises(ValueError, match="^image"):
         match_features(torch.rand(4, 4), torch.rand(4, 4, 3))

@@ -28,7 +28,9 @@ def test_unproject_closed_form():
     depth = torch.full((24, 32), 2.0, dtype=torch.float64)
     pts = unproject_depth(depth, K)
     # Pixel (0, 0) centre (0.5, 0.5): x = (0.5 - 16) / 40 * 2, y = (0.5 - 12) / 42 * 2.
-    torch.testing.assert_close(pts[0, 0], torch.tensor([-15.5 / 20, -11.5 / 21, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        pts[0, 0], torch.tensor([-15.5 / 20, -11.5 / 21, 2.0], dtype=torch.float64)
+    )
 
 
 def _textured(h=24, w=32, seed=0):
@@ -49,7 +51,9 @@ def test_fronto_parallel_plane_shifts_by_f_t_over_z():
     # left by fx * 0.5 / 5 = 4 px exactly.
     img = _textured()
     depth = torch.full((24, 32), 5.0, dtype=torch.float64)
-    w2c_dst = make_pose(torch.eye(3, dtype=torch.float64), torch.tensor([-0.5, 0.0, 0.0], dtype=torch.float64))
+    w2c_dst = make_pose(
+        torch.eye(3, dtype=torch.float64), torch.tensor([-0.5, 0.0, 0.0], dtype=torch.float64)
+    )
     out = forward_warp(img, depth, K, EYE, K, w2c_dst)
     assert torch.equal(out.image[:, :-4], img[:, 4:])
     assert bool(out.holes[:, -4:].all()) and not bool(out.holes[:, :-4].any())
@@ -69,7 +73,9 @@ def test_nearest_surface_wins_in_the_z_buffer():
 def test_batched_video_warp_matches_per_frame_warps():
     video = torch.stack([_textured(seed=s) for s in range(3)])  # [F, H, W, 3]
     depth = 2.0 + torch.rand(3, 24, 32, dtype=torch.float64)
-    w2c_dst = make_pose(axis_rotation("y", torch.tensor([0.0, 0.05, 0.1])), torch.zeros(3, 3, dtype=torch.float64))
+    w2c_dst = make_pose(
+        axis_rotation("y", torch.tensor([0.0, 0.05, 0.1])), torch.zeros(3, 3, dtype=torch.float64)
+    )
     batched = forward_warp(video, depth, K, EYE, K, w2c_dst)
     for f in range(3):
         single = forward_warp(video[f], depth[f], K, EYE, K, w2c_dst[f])
@@ -81,13 +87,23 @@ def test_point_cloud_rendering_along_a_trajectory():
     depth = torch.full((24, 32), 3.0, dtype=torch.float64)
     pts = unproject_depth(depth, K).reshape(-1, 3)
     cols = _textured().reshape(-1, 3)
-    w2c = torch.stack([EYE, make_pose(torch.eye(3, dtype=torch.float64), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))])
+    w2c = torch.stack(
+        [
+            EYE,
+            make_pose(
+                torch.eye(3, dtype=torch.float64),
+                torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
+            ),
+        ]
+    )
     out = render_point_cloud(pts, cols, K, w2c, 24, 32)
     assert out.image.shape == (2, 24, 32, 3)
     assert torch.equal(out.image[0], cols.view(24, 32, 3))
     # Stepping back shrinks the plane: the border becomes holes, the centre stays covered.
     assert bool(out.holes[1, 0].all()) and not bool(out.holes[1, 12, 16])
-    torch.testing.assert_close(out.depth[1][out.visible[1]], torch.full_like(out.depth[1][out.visible[1]], 4.0))
+    torch.testing.assert_close(
+        out.depth[1][out.visible[1]], torch.full_like(out.depth[1][out.visible[1]], 4.0)
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,8 +117,14 @@ def test_point_cloud_rendering_along_a_trajectory():
     ],
 )
 def test_bad_input_names_the_argument(kwargs, message):
-    args = {"image": torch.rand(24, 32, 3), "depth": torch.ones(24, 32), "intrinsics_src": K.float(),
-            "w2c_src": EYE.float(), "intrinsics_dst": K.float(), "w2c_dst": EYE.float()}
+    args = {
+        "image": torch.rand(24, 32, 3),
+        "depth": torch.ones(24, 32),
+        "intrinsics_src": K.float(),
+        "w2c_src": EYE.float(),
+        "intrinsics_dst": K.float(),
+        "w2c_dst": EYE.float(),
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         forward_warp(**args)

@@ -92,14 +92,16 @@ def accumulation_plan(
         if strategy == "bta":
             steps = torch.linspace(prev_alpha, alpha, bullet_time_frames + 1, dtype=delta.dtype)[1:]
             ramp = interpolate_from_identity(delta[:1].expand(bullet_time_frames, 4, 4), steps)
-        stages.append(AccumulationStage(
-            index=k + 1,
-            reference=reference,
-            fusion=fusion if reference == "previous" else "none",
-            reference_delta=identity if reference == "source" else previous,
-            target_delta=target,
-            bullet_time_delta=ramp,
-        ))
+        stages.append(
+            AccumulationStage(
+                index=k + 1,
+                reference=reference,
+                fusion=fusion if reference == "previous" else "none",
+                reference_delta=identity if reference == "source" else previous,
+                target_delta=target,
+                bullet_time_delta=ramp,
+            )
+        )
         previous, prev_alpha = target, alpha
     return stages
 
@@ -124,6 +126,14 @@ def sample_group_plans(
     plans = []
     for _ in range(group_size):
         k = int(torch.randint(min_steps, max_steps + 1, (1,), generator=gen))
-        plans.append(accumulation_plan(delta, strategy, k, generator=gen, min_fraction=min_fraction,
-                                       bullet_time_frames=bullet_time_frames))
+        plans.append(
+            accumulation_plan(
+                delta,
+                strategy,
+                k,
+                generator=gen,
+                min_fraction=min_fraction,
+                bullet_time_frames=bullet_time_frames,
+            )
+        )
     return plans

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -44,41 +45,125 @@ _MOTIONS: dict[str, dict[str, tuple[tuple[float, float, float], tuple[float, flo
     "roll": {"left": ((0, 0, -_ROLL), (0, 0, 0)), "right": ((0, 0, _ROLL), (0, 0, 0))},
 }
 VERBS = {
-    "pan": "pan", "pans": "pan", "panning": "pan",
-    "tilt": "tilt", "tilts": "tilt", "tilting": "tilt",
-    "dolly": "dolly", "dollies": "dolly", "dollying": "dolly",
-    "push": "dolly", "pushes": "dolly", "pushing": "dolly",
-    "pull": "dolly", "pulls": "dolly", "pulling": "dolly",
-    "zoom": "dolly", "zooms": "dolly", "zooming": "dolly",
-    "move": "move", "moves": "move", "moving": "move",
-    "track": "move", "tracks": "move", "tracking": "move",
-    "truck": "truck", "trucks": "truck", "trucking": "truck",
-    "pedestal": "pedestal", "pedestals": "pedestal",
-    "rise": "pedestal", "rises": "pedestal", "rising": "pedestal",
-    "descend": "pedestal", "descends": "pedestal", "descending": "pedestal",
-    "orbit": "orbit", "orbits": "orbit", "orbiting": "orbit",
-    "arc": "orbit", "arcs": "orbit", "arcing": "orbit",
-    "circle": "orbit", "circles": "orbit", "circling": "orbit",
-    "roll": "roll", "rolls": "roll", "rolling": "roll",
+    "pan": "pan",
+    "pans": "pan",
+    "panning": "pan",
+    "tilt": "tilt",
+    "tilts": "tilt",
+    "tilting": "tilt",
+    "dolly": "dolly",
+    "dollies": "dolly",
+    "dollying": "dolly",
+    "push": "dolly",
+    "pushes": "dolly",
+    "pushing": "dolly",
+    "pull": "dolly",
+    "pulls": "dolly",
+    "pulling": "dolly",
+    "zoom": "dolly",
+    "zooms": "dolly",
+    "zooming": "dolly",
+    "move": "move",
+    "moves": "move",
+    "moving": "move",
+    "track": "move",
+    "tracks": "move",
+    "tracking": "move",
+    "truck": "truck",
+    "trucks": "truck",
+    "trucking": "truck",
+    "pedestal": "pedestal",
+    "pedestals": "pedestal",
+    "rise": "pedestal",
+    "rises": "pedestal",
+    "rising": "pedestal",
+    "descend": "pedestal",
+    "descends": "pedestal",
+    "descending": "pedestal",
+    "orbit": "orbit",
+    "orbits": "orbit",
+    "orbiting": "orbit",
+    "arc": "orbit",
+    "arcs": "orbit",
+    "arcing": "orbit",
+    "circle": "orbit",
+    "circles": "orbit",
+    "circling": "orbit",
+    "roll": "roll",
+    "rolls": "roll",
+    "rolling": "roll",
 }
 DIRECTIONS = {
-    "left": "left", "leftward": "left", "leftwards": "left",
-    "right": "right", "rightward": "right", "rightwards": "right",
-    "up": "up", "upward": "up", "upwards": "up",
-    "down": "down", "downward": "down", "downwards": "down",
-    "in": "in", "forward": "in", "forwards": "in", "closer": "in",
-    "out": "out", "back": "out", "backward": "out", "backwards": "out", "away": "out",
+    "left": "left",
+    "leftward": "left",
+    "leftwards": "left",
+    "right": "right",
+    "rightward": "right",
+    "rightwards": "right",
+    "up": "up",
+    "upward": "up",
+    "upwards": "up",
+    "down": "down",
+    "downward": "down",
+    "downwards": "down",
+    "in": "in",
+    "forward": "in",
+    "forwards": "in",
+    "closer": "in",
+    "out": "out",
+    "back": "out",
+    "backward": "out",
+    "backwards": "out",
+    "away": "out",
 }
 # Verbs that imply a direction when none is given.
-_DEFAULT_DIRECTION = {"push": "in", "pushes": "in", "pushing": "in", "pull": "out",
-                      "pulls": "out", "pulling": "out", "rise": "up", "rises": "up",
-                      "rising": "up", "descend": "down", "descends": "down",
-                      "descending": "down"}
-SPEEDS = {"slowly": 0.5, "slow": 0.5, "gently": 0.5, "slightly": 0.5, "gradually": 0.5,
-          "quickly": 2.0, "fast": 2.0, "rapidly": 2.0, "swiftly": 2.0}
+_DEFAULT_DIRECTION = {
+    "push": "in",
+    "pushes": "in",
+    "pushing": "in",
+    "pull": "out",
+    "pulls": "out",
+    "pulling": "out",
+    "rise": "up",
+    "rises": "up",
+    "rising": "up",
+    "descend": "down",
+    "descends": "down",
+    "descending": "down",
+}
+SPEEDS = {
+    "slowly": 0.5,
+    "slow": 0.5,
+    "gently": 0.5,
+    "slightly": 0.5,
+    "gradually": 0.5,
+    "quickly": 2.0,
+    "fast": 2.0,
+    "rapidly": 2.0,
+    "swiftly": 2.0,
+}
 STATIC = {"static", "still", "stationary", "fixed", "stays", "remains", "holds"}
-FILLERS = {"the", "camera", "a", "it", "then", "to", "toward", "towards", "of", "shot", "view",
-           "steadily", "smoothly", "continuously", "is", "its", "at", "speed", "normal"}
+FILLERS = {
+    "the",
+    "camera",
+    "a",
+    "it",
+    "then",
+    "to",
+    "toward",
+    "towards",
+    "of",
+    "shot",
+    "view",
+    "steadily",
+    "smoothly",
+    "continuously",
+    "is",
+    "its",
+    "at",
+    "speed",
+    "normal",
+}
 _SEQUENCE = re.compile(r"\b(?:then|after that|followed by|finally)\b|[;.]")
 _TOGETHER = re.compile(r"\b(?:while|and|as|with)\b|,")
 
@@ -110,7 +195,9 @@ def _parse_motion(words: list[str], phrase: str) -> tuple[Tensor, Tensor] | None
         elif w in STATIC:
             static = True
         elif w not in FILLERS:
-            raise ValueError(f"text: unknown word {w!r} in {phrase!r}; known words are {vocabulary()}")
+            raise ValueError(
+                f"text: unknown word {w!r} in {phrase!r}; known words are {vocabulary()}"
+            )
     if verb is None:
         if static or direction is None:
             return None
@@ -128,7 +215,9 @@ def _parse_motion(words: list[str], phrase: str) -> tuple[Tensor, Tensor] | None
             f"{direction!r} in {phrase!r}"
         )
     ang, lin = options[direction]
-    return torch.tensor(ang, dtype=torch.float64) * speed, torch.tensor(lin, dtype=torch.float64) * speed
+    return torch.tensor(ang, dtype=torch.float64) * speed, torch.tensor(
+        lin, dtype=torch.float64
+    ) * speed
 
 
 def parse_camera_motion(text: str) -> list[list[tuple[Tensor, Tensor]]]:
@@ -148,7 +237,9 @@ def parse_camera_motion(text: str) -> list[list[tuple[Tensor, Tensor]]]:
         if re.findall(r"[a-z]+", seg_text):
             segments.append(motions)
     if not segments:
-        raise ValueError(f"text: no camera motion found in {text!r}; known words are {vocabulary()}")
+        raise ValueError(
+            f"text: no camera motion found in {text!r}; known words are {vocabulary()}"
+        )
     return segments
 
 
@@ -157,13 +248,21 @@ def _se3_exp(omega: Tensor, v: Tensor) -> Tensor:
     theta = float(omega.norm())
     w = torch.zeros(3, 3, dtype=omega.dtype)
     w[0, 1], w[0, 2], w[1, 0], w[1, 2], w[2, 0], w[2, 1] = (
-        -omega[2], omega[1], omega[2], -omega[0], -omega[1], omega[0]
+        -omega[2],
+        omega[1],
+        omega[2],
+        -omega[0],
+        -omega[1],
+        omega[0],
     )
     if theta < 1e-9:
         jac = torch.eye(3, dtype=omega.dtype) + 0.5 * w
     else:
-        jac = (torch.eye(3, dtype=omega.dtype) + (1 - math.cos(theta)) / theta**2 * w
-               + (theta - math.sin(theta)) / theta**3 * (w @ w))
+        jac = (
+            torch.eye(3, dtype=omega.dtype)
+            + (1 - math.cos(theta)) / theta**2 * w
+            + (theta - math.sin(theta)) / theta**3 * (w @ w)
+        )
     return make_pose(so3_exp(omega), jac @ v)
 
 
@@ -182,7 +281,7 @@ def camera_keywords_to_trajectory(
     steps = num_frames - 1
     bounds = [round(i * steps / len(segments)) for i in range(len(segments) + 1)]
     c2w = [torch.eye(4, dtype=torch.float64)]
-    for seg, (a, b) in zip(segments, zip(bounds[:-1], bounds[1:], strict=True), strict=True):
+    for seg, (a, b) in zip(segments, pairwise(bounds), strict=True):
         n = b - a
         if n == 0:
             continue

@@ -55,8 +55,9 @@ class Sim3:
 
     def apply(self, points: Tensor) -> Tensor:
         """Transform points ``[..., N, 3]``."""
-        return self.scale[..., None, None] * points @ self.rotation.transpose(-1, -2) + (
-            self.translation[..., None, :]
+        return (
+            self.scale[..., None, None] * points @ self.rotation.transpose(-1, -2)
+            + (self.translation[..., None, :])
         )
 
 
@@ -83,7 +84,7 @@ def umeyama(src: Tensor, dst: Tensor, with_scale: bool = True) -> Sim3:
 
 
 def apply_sim3_to_w2c(w2c: Tensor, sim: Sim3) -> Tensor:
-    """Move cameras ``[..., F, 4, 4]`` by a world similarity: centres ``sRc + t``, rotations ``R R``."""
+    """Move cameras ``[..., F, 4, 4]``: centres ``sRc + t``, rotations ``R R_c``."""
     c2w = w2c_to_c2w(w2c)
     rot = sim.rotation[..., None, :, :] @ c2w[..., :3, :3]
     centers = sim.apply(c2w[..., :3, 3])
@@ -192,7 +193,7 @@ def rpe(w2c_est: Tensor, w2c_ref: Tensor, delta: int = 1) -> tuple[Tensor, Tenso
 
 
 def temporal_weights(num_frames: int, kind: Literal["linear", "uniform"] = "linear") -> Tensor:
-    """Per-frame weights ``[F]`` summing to 1; ``"linear"`` grows as ``f + 1`` (Geo-Align eq. 3-4)."""
+    """Per-frame weights ``[F]`` summing to 1; ``"linear"`` grows as ``f + 1`` (Geo-Align eq. 3)."""
     check_choice("kind", kind, ("linear", "uniform"))
     w = torch.arange(1, num_frames + 1, dtype=torch.float64)
     if kind == "uniform":

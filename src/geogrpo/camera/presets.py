@@ -40,7 +40,7 @@ PAN_DEG, TILT_DEG, DOLLY, LIFT, ARC_DEG, PIVOT = 20.0, 10.0, 2.0, 1.0, 30.0, 4.0
 
 
 def look_at_c2w(center: Tensor, target: Tensor) -> Tensor:
-    """Camera-to-world ``[..., 4, 4]`` at ``center`` looking at ``target`` with no roll (up = -y)."""
+    """Camera-to-world ``[..., 4, 4]`` at ``center`` looking at ``target``, no roll (up = -y)."""
     forward = target - center
     forward = forward / forward.norm(dim=-1, keepdim=True)
     down = torch.tensor([0.0, 1.0, 0.0], dtype=center.dtype).expand_as(forward)

@@ -19,7 +19,7 @@ OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.f
 
 
 def check_pose(name: str, pose: Tensor, *, rigid_tol: float = 1e-3) -> Tensor:
-    """Require finite ``[..., 4, 4]`` rigid transforms (orthonormal rotation, det +1, last row 0001)."""
+    """Require finite ``[..., 4, 4]`` rigid transforms (rotation with det +1, last row 0001)."""
     check_tensor(name, pose)
     if pose.ndim < 2 or pose.shape[-2:] != (4, 4):
         raise ValueError(f"{name}: expected shape [..., 4, 4], got {tuple(pose.shape)}")
@@ -57,7 +57,8 @@ def make_pose(rotation: Tensor, translation: Tensor) -> Tensor:
         raise ValueError(f"rotation: expected shape [..., 3, 3], got {tuple(rotation.shape)}")
     if translation.shape[-1:] != (3,) or translation.shape[:-1] != rotation.shape[:-2]:
         raise ValueError(
-            f"translation: expected shape {(*rotation.shape[:-2], 3)}, got {tuple(translation.shape)}"
+            f"translation: expected shape {(*rotation.shape[:-2], 3)}, "
+            f"got {tuple(translation.shape)}"
         )
     pose = torch.zeros(*rotation.shape[:-2], 4, 4, dtype=rotation.dtype, device=rotation.device)
     pose[..., :3, :3] = rotation
@@ -124,7 +125,7 @@ def rotation_angle(r_a: Tensor, r_b: Tensor) -> Tensor:
 
 
 def axis_rotation(axis: str, angle: Tensor | float, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Rotation ``[..., 3, 3]`` by ``angle`` radians about camera axis ``"x"``, ``"y"`` or ``"z"``."""
+    """Rotation ``[..., 3, 3]`` by ``angle`` radians about axis ``"x"``, ``"y"`` or ``"z"``."""
     index = {"x": 0, "y": 1, "z": 2}.get(axis)
     if index is None:
         raise ValueError(f"axis: expected 'x', 'y' or 'z', got {axis!r}")
@@ -135,7 +136,10 @@ def axis_rotation(axis: str, angle: Tensor | float, dtype: torch.dtype = torch.f
 
 
 def make_intrinsics(
-    fx: float | Tensor, fy: float | Tensor, cx: float | Tensor, cy: float | Tensor,
+    fx: float | Tensor,
+    fy: float | Tensor,
+    cx: float | Tensor,
+    cy: float | Tensor,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """Pinhole intrinsics ``[..., 3, 3]`` in pixels from focal lengths and principal point."""
@@ -150,9 +154,11 @@ def make_intrinsics(
 def intrinsics_from_fov(
     fov_x_deg: float, height: int, width: int, dtype: torch.dtype = torch.float64
 ) -> Tensor:
-    """``[3, 3]`` intrinsics for a horizontal field of view, square pixels, centred principal point."""
+    """``[3, 3]`` intrinsics for a horizontal field of view, square pixels, centred principal pt."""
     if not 0 < fov_x_deg < 180:
-        raise ValueError(f"fov_x_deg: expected a field of view in (0, 180) degrees, got {fov_x_deg}")
+        raise ValueError(
+            f"fov_x_deg: expected a field of view in (0, 180) degrees, got {fov_x_deg}"
+        )
     if height <= 0 or width <= 0:
         raise ValueError(f"height/width: image size must be positive, got {height}x{width}")
     f = 0.5 * width / math.tan(math.radians(fov_x_deg) / 2)

@@ -93,7 +93,10 @@ def sample_truncated_normal(
     if not low < high:
         raise ValueError(f"low: must be below high, got low={low}, high={high}")
     dist = torch.distributions.Normal(torch.tensor(mean, dtype=torch.float64), std)
-    lo, hi = dist.cdf(torch.tensor(low, dtype=torch.float64)), dist.cdf(torch.tensor(high, dtype=torch.float64))
+    lo, hi = (
+        dist.cdf(torch.tensor(low, dtype=torch.float64)),
+        dist.cdf(torch.tensor(high, dtype=torch.float64)),
+    )
     u = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
     return dist.icdf(u.clamp(1e-12, 1 - 1e-12)).clamp(low, high)
 

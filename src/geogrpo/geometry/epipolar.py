@@ -21,11 +21,14 @@ from geogrpo.utils.checks import check_choice, check_finite, check_positive
 def skew(v: Tensor) -> Tensor:
     """Cross-product matrix ``[..., 3, 3]`` of ``v`` ``[..., 3]``: ``skew(a) b = a x b``."""
     zero = torch.zeros_like(v[..., 0])
-    return torch.stack([
-        torch.stack([zero, -v[..., 2], v[..., 1]], dim=-1),
-        torch.stack([v[..., 2], zero, -v[..., 0]], dim=-1),
-        torch.stack([-v[..., 1], v[..., 0], zero], dim=-1),
-    ], dim=-2)
+    return torch.stack(
+        [
+            torch.stack([zero, -v[..., 2], v[..., 1]], dim=-1),
+            torch.stack([v[..., 2], zero, -v[..., 0]], dim=-1),
+            torch.stack([-v[..., 1], v[..., 0], zero], dim=-1),
+        ],
+        dim=-2,
+    )
 
 
 def fundamental_from_cameras(k1: Tensor, w2c1: Tensor, k2: Tensor, w2c2: Tensor) -> Tensor:
@@ -47,7 +50,9 @@ def _check_matches(pts1: Tensor, pts2: Tensor) -> None:
     for name, p in (("pts1", pts1), ("pts2", pts2)):
         check_finite(name, p)
         if p.ndim < 2 or p.shape[-1] != 2:
-            raise ValueError(f"{name}: expected pixel coordinates [..., N, 2], got {tuple(p.shape)}")
+            raise ValueError(
+                f"{name}: expected pixel coordinates [..., N, 2], got {tuple(p.shape)}"
+            )
     if pts1.shape != pts2.shape:
         raise ValueError(f"pts2: shape {tuple(pts2.shape)} does not match pts1 {tuple(pts1.shape)}")
 
@@ -72,8 +77,12 @@ def sampson_error(f: Tensor, pts1: Tensor, pts2: Tensor) -> Tensor:
 
 
 def fundamental_from_correspondences(
-    pts1: Tensor, pts2: Tensor, threshold_px: float = 1.0, confidence: float = 0.999,
-    method: Literal["ransac", "magsac"] = "ransac", seed: int = 0,
+    pts1: Tensor,
+    pts2: Tensor,
+    threshold_px: float = 1.0,
+    confidence: float = 0.999,
+    method: Literal["ransac", "magsac"] = "ransac",
+    seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Robust ``F`` ``[3, 3]`` and inlier mask ``[N]`` from matches ``[N, 2]`` via OpenCV."""
     _check_matches(pts1, pts2)
@@ -97,14 +106,19 @@ def fundamental_from_correspondences(
 def _to_gray_u8(image: Tensor) -> np.ndarray:
     check_finite("image", image)
     if image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(f"image: expected [H, W, 3] or [H, W, 1] in [0, 1], got {tuple(image.shape)}")
+        raise ValueError(
+            f"image: expected [H, W, 3] or [H, W, 1] in [0, 1], got {tuple(image.shape)}"
+        )
     arr = (image.detach().cpu().float().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY) if arr.shape[-1] == 3 else arr[..., 0]
 
 
 def match_features(
-    image1: Tensor, image2: Tensor, method: Literal["sift", "orb"] = "sift",
-    ratio: float = 0.75, max_features: int = 2000,
+    image1: Tensor,
+    image2: Tensor,
+    method: Literal["sift", "orb"] = "sift",
+    ratio: float = 0.75,
+    max_features: int = 2000,
 ) -> tuple[Tensor, Tensor]:
     """Correspondences ``([N, 2], [N, 2])`` between two images ``[H, W, 3]`` in [0, 1].
 
@@ -128,8 +142,10 @@ def match_features(
     forward = matcher.knnMatch(d1, d2, k=2)
     backward = {m.queryIdx: m.trainIdx for m in matcher.match(d2, d1)}
     good = [
-        p[0] for p in forward
-        if len(p) == 2 and p[0].distance < ratio * p[1].distance
+        p[0]
+        for p in forward
+        if len(p) == 2
+        and p[0].distance < ratio * p[1].distance
         and backward.get(p[0].trainIdx) == p[0].queryIdx
     ]
     if not good:

@@ -16,7 +16,8 @@ from geogrpo.utils.checks import check_finite
 def pixel_centers(height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Continuous pixel-centre coordinates ``[H, W, 2]`` as ``(u + 0.5, v + 0.5)``."""
     v, u = torch.meshgrid(
-        torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
+        torch.arange(height, dtype=dtype) + 0.5,
+        torch.arange(width, dtype=dtype) + 0.5,
         indexing="ij",
     )
     return torch.stack([u, v], dim=-1)

@@ -107,8 +107,13 @@ def forward_warp(
         return x.expand(*lead, *x.shape[-tail:]).reshape(-1, *x.shape[-tail:])
 
     out = splat_points(
-        points.reshape(-1, h * w, 3), image.reshape(-1, h * w, c),
-        flat(intrinsics_dst, 2), flat(w2c_dst, 2), oh, ow, background,
+        points.reshape(-1, h * w, 3),
+        image.reshape(-1, h * w, c),
+        flat(intrinsics_dst, 2),
+        flat(w2c_dst, 2),
+        oh,
+        ow,
+        background,
     )
     return WarpOutput(
         image=out.image.view(*lead, oh, ow, c),
@@ -132,5 +137,12 @@ def render_point_cloud(
         raise ValueError(f"w2c: expected a trajectory [F, 4, 4], got {tuple(w2c.shape)}")
     f = w2c.shape[0]
     k = intrinsics.expand(f, 3, 3)
-    return splat_points(points.expand(f, *points.shape), colors.expand(f, *colors.shape), k, w2c,
-                        height, width, background)
+    return splat_points(
+        points.expand(f, *points.shape),
+        colors.expand(f, *colors.shape),
+        k,
+        w2c,
+        height,
+        width,
+        background,
+    )
