@@ -30,6 +30,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sde_marginals.py
+	$(BIN)/python bench/bench_warp.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

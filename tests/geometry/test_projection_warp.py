@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geogrpo.camera.se3 import axis_rotation, make_intrinsics, make_pose
+from geogrpo.geometry.homography import fronto_parallel_homography
 from geogrpo.geometry.projection import pixel_centers, project_points, unproject_depth
 from geogrpo.geometry.warp import forward_warp, render_point_cloud, splat_points
 from tests.camera.strategies import poses
@@ -57,6 +58,25 @@ def test_fronto_parallel_plane_shifts_by_f_t_over_z():
     out = forward_warp(img, depth, K, EYE, K, w2c_dst)
     assert torch.equal(out.image[:, :-4], img[:, 4:])
     assert bool(out.holes[:, -4:].all()) and not bool(out.holes[:, :-4].any())
+
+
+def test_warped_plane_lands_where_the_plane_homography_says():
+    # A general small motion (rotation + translation) in front of a plane at z = 5: every
+    # visible target pixel holds the source pixel that the homography maps into it.
+    depth = torch.full((24, 32), 5.0, dtype=torch.float64)
+    ids = torch.arange(24 * 32, dtype=torch.float64).view(24, 32, 1)
+    w2c_dst = make_pose(axis_rotation("y", 0.03) @ axis_rotation("x", -0.02),
+                        torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64))
+    out = forward_warp(ids, depth, K, EYE, K, w2c_dst)
+    h = fronto_parallel_homography(K, EYE, w2c_dst, 5.0)
+    src = pixel_centers(24, 32, torch.float64).reshape(-1, 2)
+    mapped = torch.cat([src, torch.ones(24 * 32, 1, dtype=torch.float64)], dim=1) @ h.T
+    cols, rows = torch.floor(mapped[:, :2] / mapped[:, 2:]).long().unbind(-1)
+    visible = out.visible.nonzero()
+    assert visible.shape[0] > 24 * 32 * 0.6
+    for r, c in visible.tolist():
+        sid = int(out.image[r, c, 0])
+        assert (int(rows[sid]), int(cols[sid])) == (r, c)
 
 
 def test_nearest_surface_wins_in_the_z_buffer():
