@@ -65,8 +65,10 @@ def test_warped_plane_lands_where_the_plane_homography_says():
     # visible target pixel holds the source pixel that the homography maps into it.
     depth = torch.full((24, 32), 5.0, dtype=torch.float64)
     ids = torch.arange(24 * 32, dtype=torch.float64).view(24, 32, 1)
-    w2c_dst = make_pose(axis_rotation("y", 0.03) @ axis_rotation("x", -0.02),
-                        torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64))
+    w2c_dst = make_pose(
+        axis_rotation("y", 0.03) @ axis_rotation("x", -0.02),
+        torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64),
+    )
     out = forward_warp(ids, depth, K, EYE, K, w2c_dst)
     h = fronto_parallel_homography(K, EYE, w2c_dst, 5.0)
     src = pixel_centers(24, 32, torch.float64).reshape(-1, 2)
