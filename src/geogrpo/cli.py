@@ -64,6 +64,109 @@ def _run_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _world_render(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from geogrpo.utils.io import atomic_path, atomic_write_json, atomic_write_text
+    from geogrpo.utils.video import write_video
+    from geogrpo.world.paths import make_path
+    from geogrpo.world.render import render
+    from geogrpo.world.scene import Scene, generate_scene
+
+    if args.frames < 1:
+        raise ValueError(f"frames: need at least one frame, got {args.frames}")
+    scene = (Scene.load(args.scene) if args.scene
+             else generate_scene(args.scene_seed, args.domain, dynamic=args.dynamic))
+    w2c = make_path(args.trajectory, max(args.frames, 2), seed=args.path_seed)[: args.frames]
+    clip = render(scene, w2c, args.size, args.size)
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    write_video(out, clip.rgb)
+    depth_vis = (clip.depth / clip.depth.max().clamp_min(1e-6))[..., None].expand(-1, -1, -1, 3)
+    write_video(f"{stem}.depth.mp4", depth_vis)
+    with atomic_path(f"{stem}.safetensors") as tmp:
+        save_file({"rgb": clip.rgb, "depth": clip.depth, "object_id": clip.object_id,
+                   "dynamic": clip.dynamic, "w2c": clip.w2c, "intrinsics": clip.intrinsics,
+                   "times": clip.times}, str(tmp))
+    atomic_write_json(f"{stem}.cameras.json", {
+        "convention": "opencv_w2c", "w2c": clip.w2c.tolist(), "intrinsics": clip.intrinsics.tolist(),
+        "image_size": [args.size, args.size], "unit": "scene units (metres by construction)",
+    })
+    atomic_write_text(f"{stem}.scene.json", scene.to_json())
+    print(f"wrote {out}, {stem}.depth.mp4, {stem}.safetensors (rgb, depth, ids, masks, cameras), "
+          f"{stem}.cameras.json, {stem}.scene.json")
+    return 0
+
+
+def _world_build(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from geogrpo.utils.io import atomic_write_json
+    from geogrpo.utils.video import write_video
+    from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
+
+    cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
+    out = Path(args.out) / args.split
+    data = cls(args.split, args.n, args.frames, args.size, seed=args.seed, cache_dir=out)
+    captions = {}
+    for i in tqdm(range(len(data)), desc=f"build {args.split} ({args.kind})"):
+        item = data[i]
+        captions[i] = item["caption"]
+        if args.mp4:
+            key = "video" if args.kind == "t2v" else "target_video"
+            write_video(out / f"{args.kind}_{i:06d}.mp4", item[key])
+    atomic_write_json(out / "index.json", {
+        "split": args.split, "kind": args.kind, "n": args.n, "frames": args.frames,
+        "size": args.size, "seed": args.seed, "captions": captions,
+    })
+    print(f"wrote {args.n} {args.kind} items to {out}")
+    return 0
+
+
+def _world_sheet(args: argparse.Namespace) -> int:
+    from geogrpo.world.sheet import contact_sheet
+
+    path = contact_sheet(args.out, per_split=args.per_split, size=args.size)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_world_commands(sub: argparse._SubParsersAction) -> None:
+    from geogrpo.world.datasets import SPLITS
+    from geogrpo.world.paths import PATH_KINDS
+    from geogrpo.world.scene import DOMAINS
+
+    world = sub.add_parser("world", help="the procedural 3D world: render clips, build datasets")
+    wsub = world.add_subparsers(dest="world_command", metavar="WORLD_COMMAND", required=True)
+    r = wsub.add_parser("render", help="render one clip along a camera path (mp4 + depth + cameras)")
+    r.add_argument("--scene-seed", type=int, default=0, help="procedural scene seed (default: 0)")
+    r.add_argument("--domain", choices=tuple(DOMAINS), default="procedural", help="scene domain")
+    r.add_argument("--scene", default=None, help="a scene JSON file instead of a seed")
+    r.add_argument("--dynamic", action="store_true", help="let one or two objects move")
+    r.add_argument("--trajectory", choices=PATH_KINDS, default="arc_left", help="camera path")
+    r.add_argument("--path-seed", type=int, default=0, help="seed of walking/game/orbit paths")
+    r.add_argument("--frames", type=int, default=17, help="number of frames (default: 17)")
+    r.add_argument("--size", type=int, default=96, help="image height and width (default: 96)")
+    r.add_argument("--out", default="clip.mp4", help="output video path (default: clip.mp4)")
+    r.set_defaults(func=_world_render)
+    b = wsub.add_parser("build", help="render a dataset split to safetensors (+ mp4 previews)")
+    b.add_argument("--split", choices=tuple(SPLITS), default="train", help="dataset split")
+    b.add_argument("--kind", choices=("t2v", "pairs"), default="t2v",
+                   help="text-to-video clips or multi-view pairs (default: t2v)")
+    b.add_argument("--n", type=int, default=100, help="number of items (default: 100)")
+    b.add_argument("--frames", type=int, default=17, help="frames per clip (default: 17)")
+    b.add_argument("--size", type=int, default=96, help="image size (default: 96)")
+    b.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
+    b.add_argument("--mp4", action="store_true", help="also write an mp4 per item")
+    b.add_argument("--out", default="data", help="output folder (default: data)")
+    b.set_defaults(func=_world_build)
+    c = wsub.add_parser("contact-sheet", help="PNG with sample clips of every split")
+    c.add_argument("--per-split", type=int, default=2, help="clips per split (default: 2)")
+    c.add_argument("--size", type=int, default=96, help="image size (default: 96)")
+    c.add_argument("--out", default="contact_sheet.png", help="output PNG")
+    c.set_defaults(func=_world_sheet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; kept separate so tests and docs can inspect it."""
     from geogrpo.toy import ToyGRPOConfig
@@ -92,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     toy.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     toy.set_defaults(func=_run_toy)
+    _add_world_commands(sub)
     return parser
 
 
@@ -104,6 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -163,6 +163,8 @@ def _random_texture(rng: torch.Generator, families: tuple[str, ...], scale: floa
     colors = tuple(tuple(round(float(v), 4) for v in c.clamp(0, 1)) for c in (base, accent, third))
     seed = int(torch.randint(1 << 30, (1,), generator=rng))
     photo = PHOTOS[seed % len(PHOTOS)] if kind == "photo" else ""
+    if kind == "photo":
+        scale *= 3.0  # one photo spans several units, not a tile per unit
     return Texture(kind=kind, colors=colors, scale=round(scale * uniform(0.7, 1.5), 4),
                    angle_deg=round(uniform(0, 180), 2), seed=seed, photo=photo)
 

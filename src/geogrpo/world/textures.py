@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 TEXTURE_KINDS = ("checker", "stripes", "noise", "gradient", "photo")
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "color")
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field")
 _EDGE_SHARPNESS = 3.0  # tanh gain of checker/stripe edges: soft, band-limited transitions
 _PHOTO_SIZE = 128  # photos are resampled to this many pixels per texture period
 

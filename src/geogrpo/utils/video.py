@@ -1,0 +1,55 @@
+"""Video files through PyAV (H.264 in MP4), written atomically; and contact sheets as PNG."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+from geogrpo.utils.checks import check_finite
+from geogrpo.utils.io import atomic_path
+
+
+def to_uint8(frames: Tensor) -> np.ndarray:
+    """``[F, H, W, 3]`` floats in [0, 1] -> uint8 array."""
+    check_finite("frames", frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected [F, H, W, 3] floats in [0, 1], got {tuple(frames.shape)}")
+    return (frames.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def write_video(path: str | Path, frames: Tensor, fps: float = 16.0, crf: int = 18) -> Path:
+    """Encode ``[F, H, W, 3]`` frames in [0, 1] as H.264 MP4 (odd sizes are padded by one pixel)."""
+    data = to_uint8(frames)
+    pad_h, pad_w = data.shape[1] % 2, data.shape[2] % 2
+    if pad_h or pad_w:
+        data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+            stream.width, stream.height = data.shape[2], data.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf)}
+            for frame in data:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+    return Path(path)
+
+
+def read_video(path: str | Path) -> Tensor:
+    """Decode a video file to ``[F, H, W, 3]`` float32 in [0, 1]."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path: no video file at {p}")
+    try:
+        with av.open(str(p)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except av.error.FFmpegError as err:
+        raise ValueError(f"path: {p} is not a readable video ({err})") from err
+    if not frames:
+        raise ValueError(f"path: {p} contains no video frames")
+    return torch.from_numpy(np.stack(frames)).float() / 255.0

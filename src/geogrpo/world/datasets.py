@@ -1,0 +1,242 @@
+"""Datasets from the procedural world: text-to-video clips and synchronized multi-view pairs.
+
+Everything is a pure function of (split, index, seed, sizes): the same request gives the same
+bytes, so datasets are cached to disk only to save time, never to fix randomness. Splits:
+
+* ``train`` and ``val``: procedural textures (checker, stripes, noise) on boxes and spheres,
+  disjoint scene seeds.
+* ``heldout_shapes``: texture families (gradient) and object types (cylinders) never seen in train.
+* ``heldout_photo``: photographs bundled with scikit-image as textures. Never used for training
+  anything: :func:`check_training_split` refuses it, and every trainer calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from geogrpo.camera.keywords import camera_keywords_to_trajectory
+from geogrpo.camera.presets import PRESETS, preset_trajectory
+from geogrpo.utils.checks import check_choice, check_int_range
+from geogrpo.utils.io import atomic_path
+from geogrpo.world.paths import make_path
+from geogrpo.world.render import Render, render
+from geogrpo.world.scene import Scene, generate_scene
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Which scene domain a split draws from and where its seeds start."""
+
+    domain: str
+    seed_offset: int
+    trainable: bool
+
+
+SPLITS = {
+    "train": SplitSpec("procedural", 0, True),
+    "val": SplitSpec("procedural", 1_000_000, False),
+    "heldout_shapes": SplitSpec("heldout_shapes", 2_000_000, False),
+    "heldout_photo": SplitSpec("heldout_photo", 3_000_000, False),
+}
+
+
+def check_training_split(split: str) -> str:
+    """Refuse any split but ``train`` for training (held-out domains stay unseen)."""
+    check_choice("split", split, tuple(SPLITS))
+    if not SPLITS[split].trainable:
+        raise ValueError(f"split: {split!r} is an evaluation split and must never be trained on")
+    return split
+
+
+def scene_for(split: str, index: int, dynamic: bool = False) -> Scene:
+    """The scene of item ``index`` of ``split``."""
+    check_choice("split", split, tuple(SPLITS))
+    spec = SPLITS[split]
+    return generate_scene(spec.seed_offset + index, spec.domain, dynamic=dynamic)
+
+
+_COLOR_NAMES = {
+    "white": (0.9, 0.9, 0.9), "grey": (0.5, 0.5, 0.5), "black": (0.15, 0.15, 0.15),
+    "red": (0.75, 0.25, 0.2), "orange": (0.85, 0.55, 0.2), "yellow": (0.8, 0.75, 0.25),
+    "green": (0.3, 0.65, 0.3), "teal": (0.25, 0.6, 0.6), "blue": (0.25, 0.35, 0.75),
+    "purple": (0.55, 0.3, 0.65), "pink": (0.85, 0.5, 0.65), "brown": (0.5, 0.35, 0.2),
+}
+_TEXTURE_WORDS = {"checker": "checkered", "stripes": "striped", "noise": "mottled",
+                  "gradient": "banded"}
+_SHAPE_WORDS = {"box": "box", "sphere": "ball", "cylinder": "pillar"}
+# Camera phrases the keyword parser understands; one or two are combined per caption.
+_CAMERA_PHRASES = (
+    "pans left", "pans right", "tilts up", "tilts down", "dollies forward", "pulls back",
+    "trucks left", "trucks right", "orbits left", "orbits right", "rises", "descends",
+)
+_SPEED_WORDS = ("", "", "slowly ", "quickly ")
+
+
+def color_name(rgb: tuple[float, float, float]) -> str:
+    """Nearest named colour."""
+    return min(_COLOR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(_COLOR_NAMES[n], rgb, strict=True)))
+
+
+def describe_scene(scene: Scene) -> str:
+    """One sentence naming the objects of a scene (the prompt grammar's content part)."""
+    parts = []
+    for p in scene.primitives:
+        if p.kind == "plane":
+            continue
+        moving = "moving " if p.dynamic else ""
+        if p.texture.kind == "photo":
+            name = p.texture.photo.replace("_", " ")
+            words = f"{moving}{_SHAPE_WORDS[p.kind]} covered in a {name} photo"
+        else:
+            words = (f"{moving}{color_name(p.texture.colors[0])} "
+                     f"{_TEXTURE_WORDS[p.texture.kind]} {_SHAPE_WORDS[p.kind]}")
+        parts.append(("an " if words[0] in "aeiou" else "a ") + words)
+    listing = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return f"A room with {listing}."
+
+
+def sample_camera_text(rng: torch.Generator) -> str:
+    """A camera sentence from the grammar, e.g. 'The camera slowly pans left, then tilts up.'"""
+    def pick(options: tuple[str, ...]) -> str:
+        return options[int(torch.randint(len(options), (1,), generator=rng))]
+
+    first = pick(_SPEED_WORDS) + pick(_CAMERA_PHRASES)
+    roll = float(torch.rand(1, generator=rng))
+    if roll < 0.3:
+        second = pick(_CAMERA_PHRASES)
+        if second.split()[0] not in first:  # "pans left while pans right" says nothing
+            first = f"{first} while {second}"
+    elif roll < 0.55:
+        first = f"{first}, then {pick(_SPEED_WORDS)}{pick(_CAMERA_PHRASES)}"
+    return f"The camera {first}."
+
+
+def _stable_seed(*parts: object) -> int:
+    """A seed from values, identical across processes (Python's ``hash`` of str is salted)."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def _render_item(scene: Scene, w2c: Tensor, size: int) -> Render:
+    return render(scene, w2c, size, size)
+
+
+class TextToVideoClips(Dataset):
+    """Text-to-video clips: caption (scene + camera words), the clip, its depth and cameras."""
+
+    def __init__(self, split: str, n: int, num_frames: int = 17, size: int = 96, seed: int = 0,
+                 dynamic_fraction: float = 0.3, cache_dir: str | Path | None = None) -> None:
+        check_choice("split", split, tuple(SPLITS))
+        self.split, self.n = split, check_int_range("n", n, 1)
+        self.num_frames = check_int_range("num_frames", num_frames, 1)
+        self.size, self.seed = check_int_range("size", size, 8), seed
+        self.dynamic_fraction = dynamic_fraction
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.n:
+            raise IndexError(f"index: {index} outside [0, {self.n})")
+        cached = _load_cached(self.cache_dir, "t2v", index)
+        if cached is not None:
+            return cached
+        rng = torch.Generator().manual_seed(_stable_seed("t2v", self.split, self.seed, index))
+        dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
+        scene = scene_for(self.split, index + 10_000 * self.seed, dynamic)
+        camera_text = sample_camera_text(rng)
+        w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
+        r = _render_item(scene, w2c, self.size)
+        item = {
+            "video": r.rgb, "depth": r.depth, "dynamic": r.dynamic, "w2c": r.w2c,
+            "intrinsics": r.intrinsics, "caption": f"{describe_scene(scene)} {camera_text}",
+            "camera_text": camera_text, "scene": scene.to_json(),
+        }
+        _save_cached(self.cache_dir, "t2v", index, item)
+        return item
+
+
+class MultiViewPairs(Dataset):
+    """Synchronized video-to-video pairs: a source clip and the true clip along a target path.
+
+    The source camera follows a walking or game path; the target camera at frame ``f`` is the
+    source camera moved by ``relative[f]`` (one of the ten presets, or an extreme orbit), i.e.
+    ``target_w2c[f] = relative[f] @ source_w2c[f]``. Both clips see the same moving objects at
+    the same times, so the target video is the exact ground truth for camera-controlled v2v.
+    """
+
+    def __init__(self, split: str, n: int, num_frames: int = 17, size: int = 96, seed: int = 0,
+                 dynamic_fraction: float = 0.3, cache_dir: str | Path | None = None) -> None:
+        check_choice("split", split, tuple(SPLITS))
+        self.split, self.n = split, check_int_range("n", n, 1)
+        self.num_frames = check_int_range("num_frames", num_frames, 2)
+        self.size, self.seed = check_int_range("size", size, 8), seed
+        self.dynamic_fraction = dynamic_fraction
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.n:
+            raise IndexError(f"index: {index} outside [0, {self.n})")
+        cached = _load_cached(self.cache_dir, "pair", index)
+        if cached is not None:
+            return cached
+        rng = torch.Generator().manual_seed(_stable_seed("pair", self.split, self.seed, index))
+        dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
+        scene = scene_for(self.split, index + 10_000 * self.seed, dynamic)
+        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
+        source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
+        source_w2c = make_path(source_kind, self.num_frames, path_seed)
+        relative_kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
+        relative = preset_trajectory(relative_kind, self.num_frames)
+        target_w2c = relative @ source_w2c
+        src, tgt = _render_item(scene, source_w2c, self.size), _render_item(scene, target_w2c, self.size)
+        item = {
+            "source_video": src.rgb, "source_depth": src.depth, "source_w2c": src.w2c,
+            "target_video": tgt.rgb, "target_depth": tgt.depth, "target_w2c": tgt.w2c,
+            "relative_w2c": relative, "intrinsics": src.intrinsics,
+            "source_dynamic": src.dynamic, "target_dynamic": tgt.dynamic,
+            "caption": describe_scene(scene), "relative_kind": relative_kind,
+            "scene": scene.to_json(),
+        }
+        _save_cached(self.cache_dir, "pair", index, item)
+        return item
+
+
+def _cache_path(cache_dir: Path, kind: str, index: int) -> Path:
+    return cache_dir / f"{kind}_{index:06d}.safetensors"
+
+
+def _load_cached(cache_dir: Path | None, kind: str, index: int) -> dict[str, Any] | None:
+    if cache_dir is None:
+        return None
+    path = _cache_path(cache_dir, kind, index)
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    item: dict[str, Any] = dict(load_file(str(path)))
+    item.update(json.loads(meta.get("strings", "{}")))
+    return item
+
+
+def _save_cached(cache_dir: Path | None, kind: str, index: int, item: dict[str, Any]) -> None:
+    if cache_dir is None:
+        return
+    tensors = {k: v.contiguous() for k, v in item.items() if isinstance(v, Tensor)}
+    strings = {k: v for k, v in item.items() if isinstance(v, str)}
+    with atomic_path(_cache_path(cache_dir, kind, index)) as tmp:
+        save_file(tensors, str(tmp), metadata={"strings": json.dumps(strings)})
