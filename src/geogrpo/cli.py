@@ -75,8 +75,11 @@ def _world_render(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ValueError(f"frames: need at least one frame, got {args.frames}")
-    scene = (Scene.load(args.scene) if args.scene
-             else generate_scene(args.scene_seed, args.domain, dynamic=args.dynamic))
+    scene = (
+        Scene.load(args.scene)
+        if args.scene
+        else generate_scene(args.scene_seed, args.domain, dynamic=args.dynamic)
+    )
     w2c = make_path(args.trajectory, max(args.frames, 2), seed=args.path_seed)[: args.frames]
     clip = render(scene, w2c, args.size, args.size)
     out = Path(args.out)
@@ -85,16 +88,33 @@ def _world_render(args: argparse.Namespace) -> int:
     depth_vis = (clip.depth / clip.depth.max().clamp_min(1e-6))[..., None].expand(-1, -1, -1, 3)
     write_video(f"{stem}.depth.mp4", depth_vis)
     with atomic_path(f"{stem}.safetensors") as tmp:
-        save_file({"rgb": clip.rgb, "depth": clip.depth, "object_id": clip.object_id,
-                   "dynamic": clip.dynamic, "w2c": clip.w2c, "intrinsics": clip.intrinsics,
-                   "times": clip.times}, str(tmp))
-    atomic_write_json(f"{stem}.cameras.json", {
-        "convention": "opencv_w2c", "w2c": clip.w2c.tolist(), "intrinsics": clip.intrinsics.tolist(),
-        "image_size": [args.size, args.size], "unit": "scene units (metres by construction)",
-    })
+        save_file(
+            {
+                "rgb": clip.rgb,
+                "depth": clip.depth,
+                "object_id": clip.object_id,
+                "dynamic": clip.dynamic,
+                "w2c": clip.w2c,
+                "intrinsics": clip.intrinsics,
+                "times": clip.times,
+            },
+            str(tmp),
+        )
+    atomic_write_json(
+        f"{stem}.cameras.json",
+        {
+            "convention": "opencv_w2c",
+            "w2c": clip.w2c.tolist(),
+            "intrinsics": clip.intrinsics.tolist(),
+            "image_size": [args.size, args.size],
+            "unit": "scene units (metres by construction)",
+        },
+    )
     atomic_write_text(f"{stem}.scene.json", scene.to_json())
-    print(f"wrote {out}, {stem}.depth.mp4, {stem}.safetensors (rgb, depth, ids, masks, cameras), "
-          f"{stem}.cameras.json, {stem}.scene.json")
+    print(
+        f"wrote {out}, {stem}.depth.mp4, {stem}.safetensors (rgb, depth, ids, masks, cameras), "
+        f"{stem}.cameras.json, {stem}.scene.json"
+    )
     return 0
 
 
@@ -115,10 +135,18 @@ def _world_build(args: argparse.Namespace) -> int:
         if args.mp4:
             key = "video" if args.kind == "t2v" else "target_video"
             write_video(out / f"{args.kind}_{i:06d}.mp4", item[key])
-    atomic_write_json(out / "index.json", {
-        "split": args.split, "kind": args.kind, "n": args.n, "frames": args.frames,
-        "size": args.size, "seed": args.seed, "captions": captions,
-    })
+    atomic_write_json(
+        out / "index.json",
+        {
+            "split": args.split,
+            "kind": args.kind,
+            "n": args.n,
+            "frames": args.frames,
+            "size": args.size,
+            "seed": args.seed,
+            "captions": captions,
+        },
+    )
     print(f"wrote {args.n} {args.kind} items to {out}")
     return 0
 
@@ -138,7 +166,9 @@ def _add_world_commands(sub: argparse._SubParsersAction) -> None:
 
     world = sub.add_parser("world", help="the procedural 3D world: render clips, build datasets")
     wsub = world.add_subparsers(dest="world_command", metavar="WORLD_COMMAND", required=True)
-    r = wsub.add_parser("render", help="render one clip along a camera path (mp4 + depth + cameras)")
+    r = wsub.add_parser(
+        "render", help="render one clip along a camera path (mp4 + depth + cameras)"
+    )
     r.add_argument("--scene-seed", type=int, default=0, help="procedural scene seed (default: 0)")
     r.add_argument("--domain", choices=tuple(DOMAINS), default="procedural", help="scene domain")
     r.add_argument("--scene", default=None, help="a scene JSON file instead of a seed")
@@ -151,8 +181,12 @@ def _add_world_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_world_render)
     b = wsub.add_parser("build", help="render a dataset split to safetensors (+ mp4 previews)")
     b.add_argument("--split", choices=tuple(SPLITS), default="train", help="dataset split")
-    b.add_argument("--kind", choices=("t2v", "pairs"), default="t2v",
-                   help="text-to-video clips or multi-view pairs (default: t2v)")
+    b.add_argument(
+        "--kind",
+        choices=("t2v", "pairs"),
+        default="t2v",
+        help="text-to-video clips or multi-view pairs (default: t2v)",
+    )
     b.add_argument("--n", type=int, default=100, help="number of items (default: 100)")
     b.add_argument("--frames", type=int, default=17, help="frames per clip (default: 17)")
     b.add_argument("--size", type=int, default=96, help="image size (default: 96)")

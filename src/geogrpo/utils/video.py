@@ -18,7 +18,9 @@ def to_uint8(frames: Tensor) -> np.ndarray:
     """``[F, H, W, 3]`` floats in [0, 1] -> uint8 array."""
     check_finite("frames", frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected [F, H, W, 3] floats in [0, 1], got {tuple(frames.shape)}")
+        raise ValueError(
+            f"frames: expected [F, H, W, 3] floats in [0, 1], got {tuple(frames.shape)}"
+        )
     return (frames.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
@@ -28,15 +30,14 @@ def write_video(path: str | Path, frames: Tensor, fps: float = 16.0, crf: int = 
     pad_h, pad_w = data.shape[1] % 2, data.shape[2] % 2
     if pad_h or pad_w:
         data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-            stream.width, stream.height = data.shape[2], data.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf)}
-            for frame in data:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = data.shape[2], data.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in data:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
     return Path(path)
 
 

@@ -65,25 +65,50 @@ def scene_for(split: str, index: int, dynamic: bool = False) -> Scene:
 
 
 _COLOR_NAMES = {
-    "white": (0.9, 0.9, 0.9), "grey": (0.5, 0.5, 0.5), "black": (0.15, 0.15, 0.15),
-    "red": (0.75, 0.25, 0.2), "orange": (0.85, 0.55, 0.2), "yellow": (0.8, 0.75, 0.25),
-    "green": (0.3, 0.65, 0.3), "teal": (0.25, 0.6, 0.6), "blue": (0.25, 0.35, 0.75),
-    "purple": (0.55, 0.3, 0.65), "pink": (0.85, 0.5, 0.65), "brown": (0.5, 0.35, 0.2),
+    "white": (0.9, 0.9, 0.9),
+    "grey": (0.5, 0.5, 0.5),
+    "black": (0.15, 0.15, 0.15),
+    "red": (0.75, 0.25, 0.2),
+    "orange": (0.85, 0.55, 0.2),
+    "yellow": (0.8, 0.75, 0.25),
+    "green": (0.3, 0.65, 0.3),
+    "teal": (0.25, 0.6, 0.6),
+    "blue": (0.25, 0.35, 0.75),
+    "purple": (0.55, 0.3, 0.65),
+    "pink": (0.85, 0.5, 0.65),
+    "brown": (0.5, 0.35, 0.2),
 }
-_TEXTURE_WORDS = {"checker": "checkered", "stripes": "striped", "noise": "mottled",
-                  "gradient": "banded"}
+_TEXTURE_WORDS = {
+    "checker": "checkered",
+    "stripes": "striped",
+    "noise": "mottled",
+    "gradient": "banded",
+}
 _SHAPE_WORDS = {"box": "box", "sphere": "ball", "cylinder": "pillar"}
 # Camera phrases the keyword parser understands; one or two are combined per caption.
 _CAMERA_PHRASES = (
-    "pans left", "pans right", "tilts up", "tilts down", "dollies forward", "pulls back",
-    "trucks left", "trucks right", "orbits left", "orbits right", "rises", "descends",
+    "pans left",
+    "pans right",
+    "tilts up",
+    "tilts down",
+    "dollies forward",
+    "pulls back",
+    "trucks left",
+    "trucks right",
+    "orbits left",
+    "orbits right",
+    "rises",
+    "descends",
 )
 _SPEED_WORDS = ("", "", "slowly ", "quickly ")
 
 
 def color_name(rgb: tuple[float, float, float]) -> str:
     """Nearest named colour."""
-    return min(_COLOR_NAMES, key=lambda n: sum((a - b) ** 2 for a, b in zip(_COLOR_NAMES[n], rgb, strict=True)))
+    return min(
+        _COLOR_NAMES,
+        key=lambda n: sum((a - b) ** 2 for a, b in zip(_COLOR_NAMES[n], rgb, strict=True)),
+    )
 
 
 def describe_scene(scene: Scene) -> str:
@@ -97,8 +122,10 @@ def describe_scene(scene: Scene) -> str:
             name = p.texture.photo.replace("_", " ")
             words = f"{moving}{_SHAPE_WORDS[p.kind]} covered in a {name} photo"
         else:
-            words = (f"{moving}{color_name(p.texture.colors[0])} "
-                     f"{_TEXTURE_WORDS[p.texture.kind]} {_SHAPE_WORDS[p.kind]}")
+            words = (
+                f"{moving}{color_name(p.texture.colors[0])} "
+                f"{_TEXTURE_WORDS[p.texture.kind]} {_SHAPE_WORDS[p.kind]}"
+            )
         parts.append(("an " if words[0] in "aeiou" else "a ") + words)
     listing = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return f"A room with {listing}."
@@ -106,6 +133,7 @@ def describe_scene(scene: Scene) -> str:
 
 def sample_camera_text(rng: torch.Generator) -> str:
     """A camera sentence from the grammar, e.g. 'The camera slowly pans left, then tilts up.'"""
+
     def pick(options: tuple[str, ...]) -> str:
         return options[int(torch.randint(len(options), (1,), generator=rng))]
 
@@ -132,8 +160,16 @@ def _render_item(scene: Scene, w2c: Tensor, size: int) -> Render:
 class TextToVideoClips(Dataset):
     """Text-to-video clips: caption (scene + camera words), the clip, its depth and cameras."""
 
-    def __init__(self, split: str, n: int, num_frames: int = 17, size: int = 96, seed: int = 0,
-                 dynamic_fraction: float = 0.3, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        split: str,
+        n: int,
+        num_frames: int = 17,
+        size: int = 96,
+        seed: int = 0,
+        dynamic_fraction: float = 0.3,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         check_choice("split", split, tuple(SPLITS))
         self.split, self.n = split, check_int_range("n", n, 1)
         self.num_frames = check_int_range("num_frames", num_frames, 1)
@@ -157,9 +193,14 @@ class TextToVideoClips(Dataset):
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
         r = _render_item(scene, w2c, self.size)
         item = {
-            "video": r.rgb, "depth": r.depth, "dynamic": r.dynamic, "w2c": r.w2c,
-            "intrinsics": r.intrinsics, "caption": f"{describe_scene(scene)} {camera_text}",
-            "camera_text": camera_text, "scene": scene.to_json(),
+            "video": r.rgb,
+            "depth": r.depth,
+            "dynamic": r.dynamic,
+            "w2c": r.w2c,
+            "intrinsics": r.intrinsics,
+            "caption": f"{describe_scene(scene)} {camera_text}",
+            "camera_text": camera_text,
+            "scene": scene.to_json(),
         }
         _save_cached(self.cache_dir, "t2v", index, item)
         return item
@@ -174,8 +215,16 @@ class MultiViewPairs(Dataset):
     the same times, so the target video is the exact ground truth for camera-controlled v2v.
     """
 
-    def __init__(self, split: str, n: int, num_frames: int = 17, size: int = 96, seed: int = 0,
-                 dynamic_fraction: float = 0.3, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        split: str,
+        n: int,
+        num_frames: int = 17,
+        size: int = 96,
+        seed: int = 0,
+        dynamic_fraction: float = 0.3,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         check_choice("split", split, tuple(SPLITS))
         self.split, self.n = split, check_int_range("n", n, 1)
         self.num_frames = check_int_range("num_frames", num_frames, 2)
@@ -201,13 +250,23 @@ class MultiViewPairs(Dataset):
         relative_kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
         relative = preset_trajectory(relative_kind, self.num_frames)
         target_w2c = relative @ source_w2c
-        src, tgt = _render_item(scene, source_w2c, self.size), _render_item(scene, target_w2c, self.size)
+        src, tgt = (
+            _render_item(scene, source_w2c, self.size),
+            _render_item(scene, target_w2c, self.size),
+        )
         item = {
-            "source_video": src.rgb, "source_depth": src.depth, "source_w2c": src.w2c,
-            "target_video": tgt.rgb, "target_depth": tgt.depth, "target_w2c": tgt.w2c,
-            "relative_w2c": relative, "intrinsics": src.intrinsics,
-            "source_dynamic": src.dynamic, "target_dynamic": tgt.dynamic,
-            "caption": describe_scene(scene), "relative_kind": relative_kind,
+            "source_video": src.rgb,
+            "source_depth": src.depth,
+            "source_w2c": src.w2c,
+            "target_video": tgt.rgb,
+            "target_depth": tgt.depth,
+            "target_w2c": tgt.w2c,
+            "relative_w2c": relative,
+            "intrinsics": src.intrinsics,
+            "source_dynamic": src.dynamic,
+            "target_dynamic": tgt.dynamic,
+            "caption": describe_scene(scene),
+            "relative_kind": relative_kind,
             "scene": scene.to_json(),
         }
         _save_cached(self.cache_dir, "pair", index, item)

@@ -54,7 +54,9 @@ def _safe(x: Tensor) -> Tensor:
 
 
 def _plane_basis(n: Tensor) -> tuple[Tensor, Tensor]:
-    helper = torch.tensor([0.0, 0.0, 1.0]) if abs(float(n[2])) < 0.9 else torch.tensor([1.0, 0.0, 0.0])
+    helper = (
+        torch.tensor([0.0, 0.0, 1.0]) if abs(float(n[2])) < 0.9 else torch.tensor([1.0, 0.0, 0.0])
+    )
     u = torch.linalg.cross(n, helper)
     u = u / u.norm()
     return u, torch.linalg.cross(n, u)
@@ -159,7 +161,9 @@ def _cast(scene: Scene, o: Tensor, d: Tensor, time: float) -> tuple[Tensor, Tens
     light = light / light.norm()
     # Sky: blend horizon -> top by elevation (up is -y).
     elevation = (-d[:, 1] / d.norm(dim=-1)).clamp(0, 1)[:, None] ** 0.6
-    color = torch.tensor(scene.sky_horizon) * (1 - elevation) + torch.tensor(scene.sky_top) * elevation
+    color = (
+        torch.tensor(scene.sky_horizon) * (1 - elevation) + torch.tensor(scene.sky_top) * elevation
+    )
     for i, (prim, c) in enumerate(zip(scene.primitives, centers, strict=True)):
         mask = index == i
         if not bool(mask.any()):
@@ -189,7 +193,9 @@ def render(
     check_int_range("width", width, 1)
     check_int_range("supersample", supersample, 1)
     if supersample % 2 == 0:
-        raise ValueError(f"supersample: must be odd so one sample sits at the pixel centre, got {supersample}")
+        raise ValueError(
+            f"supersample: must be odd so one sample sits at the pixel centre, got {supersample}"
+        )
     k = intrinsics_from_fov(DEFAULT_FOV_DEG, height, width) if intrinsics is None else intrinsics
     check_intrinsics("intrinsics", k)
     f = w2c.shape[0]
@@ -220,7 +226,11 @@ def render(
         ids.append(index.to(torch.int16))
         dyn.append((index >= 0) & dynamic_ids[index.clamp_min(0)])
     return Render(
-        rgb=torch.stack(rgb), depth=torch.stack(depth), object_id=torch.stack(ids),
-        dynamic=torch.stack(dyn), intrinsics=k.to(torch.float64), w2c=w2c.to(torch.float64),
+        rgb=torch.stack(rgb),
+        depth=torch.stack(depth),
+        object_id=torch.stack(ids),
+        dynamic=torch.stack(dyn),
+        intrinsics=k.to(torch.float64),
+        w2c=w2c.to(torch.float64),
         times=times,
     )

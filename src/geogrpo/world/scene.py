@@ -72,7 +72,9 @@ class Primitive:
 
     def __post_init__(self) -> None:
         if self.kind not in PRIMITIVE_KINDS:
-            raise ValueError(f"kind: unknown primitive {self.kind!r}; choose one of {PRIMITIVE_KINDS}")
+            raise ValueError(
+                f"kind: unknown primitive {self.kind!r}; choose one of {PRIMITIVE_KINDS}"
+            )
         object.__setattr__(self, "center", _vec3("center", self.center))
         object.__setattr__(self, "size", _vec3("size", self.size))
         object.__setattr__(self, "normal", _vec3("normal", self.normal))
@@ -122,12 +124,18 @@ class Scene:
             raise ValueError("scene: expected an object with a 'primitives' list")
         try:
             prims = tuple(
-                Primitive(**{
-                    **p,
-                    "texture": Texture(**{**p["texture"], "colors": tuple(
-                        tuple(c) for c in p["texture"].get("colors", ()))}),
-                    "motion": Motion(**p.get("motion", {})),
-                })
+                Primitive(
+                    **{
+                        **p,
+                        "texture": Texture(
+                            **{
+                                **p["texture"],
+                                "colors": tuple(tuple(c) for c in p["texture"].get("colors", ())),
+                            }
+                        ),
+                        "motion": Motion(**p.get("motion", {})),
+                    }
+                )
                 for p in data["primitives"]
             )
             return cls(**{**data, "primitives": prims})
@@ -165,8 +173,14 @@ def _random_texture(rng: torch.Generator, families: tuple[str, ...], scale: floa
     photo = PHOTOS[seed % len(PHOTOS)] if kind == "photo" else ""
     if kind == "photo":
         scale *= 3.0  # one photo spans several units, not a tile per unit
-    return Texture(kind=kind, colors=colors, scale=round(scale * uniform(0.7, 1.5), 4),
-                   angle_deg=round(uniform(0, 180), 2), seed=seed, photo=photo)
+    return Texture(
+        kind=kind,
+        colors=colors,
+        scale=round(scale * uniform(0.7, 1.5), 4),
+        angle_deg=round(uniform(0, 180), 2),
+        seed=seed,
+        photo=photo,
+    )
 
 
 def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False) -> Scene:
@@ -189,7 +203,9 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
     back = uniform(9.0, 13.0)
     side = uniform(5.0, 7.0)
     prims = [
-        Primitive("plane", (0, ground_y, 0), _random_texture(rng, families, 1.2), normal=(0, -1, 0)),
+        Primitive(
+            "plane", (0, ground_y, 0), _random_texture(rng, families, 1.2), normal=(0, -1, 0)
+        ),
         Primitive("plane", (0, 0, back), _random_texture(rng, families, 1.6), normal=(0, 0, -1)),
         Primitive("plane", (-side, 0, 0), _random_texture(rng, families, 1.4), normal=(1, 0, 0)),
         Primitive("plane", (side, 0, 0), _random_texture(rng, families, 1.4), normal=(-1, 0, 0)),
@@ -204,20 +220,43 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
             if float(torch.rand(1, generator=rng)) < 0.5:
                 motion = Motion("linear", (uniform(-0.8, 0.8), 0.0, uniform(-0.4, 0.4)))
             else:
-                motion = Motion("circular", radius=uniform(0.4, 1.0), angular_speed=uniform(0.8, 2.0))
+                motion = Motion(
+                    "circular", radius=uniform(0.4, 1.0), angular_speed=uniform(0.8, 2.0)
+                )
         if kind == "box":
             half = (uniform(0.3, 0.9), uniform(0.3, 1.2), uniform(0.3, 0.9))
-            prim = Primitive("box", (x, ground_y - half[1], z), _random_texture(rng, families, 0.6),
-                             size=half, yaw_deg=uniform(0, 90), motion=motion)
+            prim = Primitive(
+                "box",
+                (x, ground_y - half[1], z),
+                _random_texture(rng, families, 0.6),
+                size=half,
+                yaw_deg=uniform(0, 90),
+                motion=motion,
+            )
         elif kind == "sphere":
             r = uniform(0.3, 0.9)
-            prim = Primitive("sphere", (x, ground_y - r, z), _random_texture(rng, families, 0.5),
-                             size=(r, r, r), motion=motion)
+            prim = Primitive(
+                "sphere",
+                (x, ground_y - r, z),
+                _random_texture(rng, families, 0.5),
+                size=(r, r, r),
+                motion=motion,
+            )
         else:
             r, h = uniform(0.25, 0.7), uniform(0.4, 1.3)
-            prim = Primitive("cylinder", (x, ground_y - h, z), _random_texture(rng, families, 0.6),
-                             size=(r, h, r), motion=motion)
+            prim = Primitive(
+                "cylinder",
+                (x, ground_y - h, z),
+                _random_texture(rng, families, 0.6),
+                size=(r, h, r),
+                motion=motion,
+            )
         prims.append(prim)
     light = (uniform(-0.6, 0.6), 1.0, uniform(0.2, 0.9))
-    return Scene(tuple(prims), light_direction=light, ambient=round(uniform(0.3, 0.45), 3),
-                 domain=domain, seed=seed)
+    return Scene(
+        tuple(prims),
+        light_direction=light,
+        ambient=round(uniform(0.3, 0.45), 3),
+        domain=domain,
+        seed=seed,
+    )

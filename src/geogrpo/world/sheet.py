@@ -24,11 +24,15 @@ def contact_sheet(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(split, TextToVideoClips(split, per_split, num_frames, size)[i])
-            for split in splits for i in range(per_split)]
+    rows = [
+        (split, TextToVideoClips(split, per_split, num_frames, size)[i])
+        for split in splits
+        for i in range(per_split)
+    ]
     picks = torch.linspace(0, num_frames - 1, frames_shown).round().long().tolist()
-    fig, axes = plt.subplots(len(rows), frames_shown, figsize=(1.6 * frames_shown, 1.75 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), frames_shown, figsize=(1.6 * frames_shown, 1.75 * len(rows)), squeeze=False
+    )
     for r, (split, item) in enumerate(rows):
         for c, f in enumerate(picks):
             ax = axes[r][c]
@@ -39,8 +43,9 @@ def contact_sheet(
                 ax.set_ylabel(split, fontsize=7)
             if r == 0:
                 ax.set_title(f"frame {f}", fontsize=7)
-        axes[r][0].text(0, -0.08, item["camera_text"], transform=axes[r][0].transAxes, fontsize=5,
-                        va="top")
+        axes[r][0].text(
+            0, -0.08, item["camera_text"], transform=axes[r][0].transAxes, fontsize=5, va="top"
+        )
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -20,7 +20,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 TEXTURE_KINDS = ("checker", "stripes", "noise", "gradient", "photo")
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field")
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+)
 _EDGE_SHARPNESS = 3.0  # tanh gain of checker/stripe edges: soft, band-limited transitions
 _PHOTO_SIZE = 128  # photos are resampled to this many pixels per texture period
 
@@ -101,7 +110,9 @@ def evaluate_texture(texture: Texture, uv: Tensor) -> Tensor:
     if texture.kind == "stripes":
         a = math.radians(texture.angle_deg)
         along = p[:, 0] * math.cos(a) + p[:, 1] * math.sin(a)
-        return _mix(colors, 0.5 + 0.5 * torch.tanh(_EDGE_SHARPNESS * torch.sin(2 * math.pi * along)))
+        return _mix(
+            colors, 0.5 + 0.5 * torch.tanh(_EDGE_SHARPNESS * torch.sin(2 * math.pi * along))
+        )
     if texture.kind == "noise":
         return _mix(colors, _value_noise(p * 4.0, texture.seed))
     if texture.kind == "gradient":

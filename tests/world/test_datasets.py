@@ -1,0 +1,134 @@
+"""Datasets: deterministic items, exact multi-view geometry, caching, splits, CLI."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from geogrpo.camera.keywords import camera_keywords_to_trajectory
+from geogrpo.cli import main
+from geogrpo.world.datasets import (
+    SPLITS,
+    MultiViewPairs,
+    TextToVideoClips,
+    check_training_split,
+    scene_for,
+)
+
+
+def test_t2v_item_is_deterministic_and_its_caption_drives_its_cameras():
+    a = TextToVideoClips("train", 3, num_frames=5, size=32)[2]
+    b = TextToVideoClips("train", 3, num_frames=5, size=32)[2]
+    assert a["caption"] == b["caption"] and torch.equal(a["video"], b["video"])
+    # The camera sentence of the caption parses back to exactly the rendered cameras.
+    torch.testing.assert_close(a["w2c"], camera_keywords_to_trajectory(a["camera_text"], 5))
+    assert a["caption"].endswith(a["camera_text"])
+
+
+def test_items_are_deterministic_across_processes():
+    code = (
+        "from geogrpo.world.datasets import TextToVideoClips as T; "
+        "print(T('val', 2, num_frames=2, size=16)[1]['caption'])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(outs) == 1
+
+
+def test_pairs_are_synchronized_views_of_one_scene():
+    item = MultiViewPairs("train", 2, num_frames=4, size=32)[0]
+    torch.testing.assert_close(item["target_w2c"], item["relative_w2c"] @ item["source_w2c"])
+    torch.testing.assert_close(item["relative_w2c"][0], torch.eye(4, dtype=torch.float64))
+    # Frame 0: relative motion is the identity, so the two clips start with the same image.
+    assert torch.equal(item["source_video"][0], item["target_video"][0])
+    assert not torch.equal(item["source_video"][-1], item["target_video"][-1])
+
+
+def test_cache_returns_the_same_item(tmp_path):
+    fresh = MultiViewPairs("val", 1, num_frames=3, size=16, cache_dir=tmp_path)[0]
+    cached = MultiViewPairs("val", 1, num_frames=3, size=16, cache_dir=tmp_path)[0]
+    assert sorted(tmp_path.iterdir())[0].name == "pair_000000.safetensors"
+    for key, value in fresh.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, cached[key]), key
+        else:
+            assert value == cached[key], key
+
+
+def test_splits_use_their_domains_and_disjoint_scenes():
+    assert scene_for("train", 0).domain == "procedural"
+    assert scene_for("train", 0) != scene_for("val", 0)
+    kinds = {p.texture.kind for i in range(5) for p in scene_for("heldout_photo", i).primitives}
+    assert kinds == {"photo"}
+    shapes = {p.kind for i in range(5) for p in scene_for("heldout_shapes", i).primitives}
+    assert shapes == {"plane", "cylinder"}
+    train_textures = {p.texture.kind for i in range(20) for p in scene_for("train", i).primitives}
+    assert "photo" not in train_textures and "gradient" not in train_textures
+
+
+def test_held_out_splits_are_refused_for_training():
+    assert check_training_split("train") == "train"
+    for split in set(SPLITS) - {"train"}:
+        with pytest.raises(ValueError, match="^split: .* must never be trained on"):
+            check_training_split(split)
+
+
+def test_cli_render_and_build(tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    assert (
+        main(
+            [
+                "world",
+                "render",
+                "--scene-seed",
+                "3",
+                "--trajectory",
+                "arc_left",
+                "--frames",
+                "3",
+                "--size",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    for suffix in (".mp4", ".depth.mp4", ".safetensors", ".cameras.json", ".scene.json"):
+        assert (tmp_path / f"clip{suffix}").stat().st_size > 0
+    assert (
+        main(
+            [
+                "world",
+                "build",
+                "--split",
+                "val",
+                "--n",
+                "2",
+                "--frames",
+                "2",
+                "--size",
+                "16",
+                "--mp4",
+                "--out",
+                str(tmp_path / "data"),
+            ]
+        )
+        == 0
+    )
+    names = sorted(p.name for p in (tmp_path / "data" / "val").iterdir())
+    assert names == [
+        "index.json",
+        "t2v_000000.mp4",
+        "t2v_000000.safetensors",
+        "t2v_000001.mp4",
+        "t2v_000001.safetensors",
+    ]
+    assert main(["world", "render", "--frames", "0", "--out", str(out)]) == 2
+    assert "frames" in capsys.readouterr().err
+    assert main(["world", "render", "--scene", str(tmp_path / "missing.json")]) == 2
