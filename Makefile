@@ -31,6 +31,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sde_marginals.py
 	$(BIN)/python bench/bench_warp.py
+	$(BIN)/python bench/bench_world.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -56,3 +56,12 @@ def test_bad_reward_shape_is_rejected():
         reward_guidance_step(torch.randn(2, 3), lambda z: z.sum(), 0.1)
     with pytest.raises(ValueError, match="^every"):
         guidance_step_indices(10, 0)
+
+
+def test_guiding_the_clean_prediction_moves_it_toward_the_reward_optimum():
+    # VGGRPO scores x0 = x_t - t v; with v fixed, the gradient w.r.t. x_t is the x0 gradient.
+    centre = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    x, v, t = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64), 0.6
+    out = reward_guidance_step(x, lambda z: _quadratic(centre)(z - t * v), 0.1)
+    x0_before, x0_after = x - t * v, out.x - t * v
+    torch.testing.assert_close(x0_after, x0_before + 0.2 * (centre - x0_before))

@@ -115,6 +115,17 @@ def test_timestep_weights_equalise_the_velocity_gradient_across_steps():
     )
 
 
+def test_timestep_weights_equal_longcat_video_weights_for_unit_noise():
+    grid = flow_matching_timesteps(16, shift=5.0, dtype=torch.float64)
+    w, w_kl = timestep_loss_weights(grid, 1.0)
+    t, dt = grid[1:-1], grid[1:-1] - grid[2:]  # skip step 0, where sigma_t uses t_next at t = 1
+    longcat_policy = torch.sqrt(t / (dt * (1 - t)))
+    longcat_kl = t / (dt * (1 - t))
+    ratio, ratio_kl = w[1:] / longcat_policy, w_kl[1:] / longcat_kl
+    torch.testing.assert_close(ratio, ratio.mean().expand_as(ratio))
+    torch.testing.assert_close(ratio_kl, ratio_kl.mean().expand_as(ratio_kl))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [

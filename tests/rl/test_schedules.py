@@ -26,7 +26,7 @@ def test_full_plan_trains_every_step():
     assert plan.sde_indices == plan.train_indices == [0, 1, 2, 3, 4]
 
 
-def test_sliding_window_sequence_over_iterations():
+def test_sliding_window_sequence_over_iterations_restarts_after_the_end():
     grid = flow_matching_timesteps(10)
     got = [
         sliding_window_plan(grid, 3, it, shift_interval=2, stride=2).sde_indices for it in range(11)
@@ -39,10 +39,10 @@ def test_sliding_window_sequence_over_iterations():
         [4, 5, 6],
         [4, 5, 6],
         [6, 7, 8],
-        [6, 7, 8],
-        [7, 8, 9],
-        [7, 8, 9],
-        [7, 8, 9],  # would start at 8, 10: held at the last window
+        [6, 7, 8],  # the last start <= 10 - 3 reachable with stride 2
+        [0, 1, 2],
+        [0, 1, 2],  # MixGRPO --roll_back: back to the noisiest steps
+        [2, 3, 4],
     ]
     for it in range(11):
         plan = sliding_window_plan(grid, 3, it, shift_interval=2, stride=2)
@@ -50,15 +50,26 @@ def test_sliding_window_sequence_over_iterations():
         assert torch.equal(plan.timesteps, grid)
 
 
+def test_sliding_window_can_hold_at_the_last_window():
+    grid = flow_matching_timesteps(10)
+    got = [
+        sliding_window_plan(grid, 3, it, shift_interval=2, stride=2, after_end="hold").sde_indices
+        for it in (6, 7, 8, 9, 10, 50)
+    ]
+    assert got == [[6, 7, 8], [6, 7, 8], [7, 8, 9], [7, 8, 9], [7, 8, 9], [7, 8, 9]]
+
+
 def test_sliding_window_with_compressed_ode_tail():
     grid = flow_matching_timesteps(10, dtype=torch.float64)
-    plan = sliding_window_plan(grid, 2, 0, ode_tail_stride=3)
-    # Window steps 0-1 on the full grid, then grid points 2, 5, 8 and the final 10.
-    torch.testing.assert_close(plan.timesteps, grid[[0, 1, 2, 5, 8, 10]])
-    assert plan.sde == (True, True, False, False, False)
-    later = sliding_window_plan(grid, 2, 4, ode_tail_stride=4)  # window at steps 4-5
+    plan = sliding_window_plan(grid, 2, 0, ode_tail_ratio=0.4)
+    # Window steps 0-1, then 9 tail grid points (2..10) thinned to int(9 * 0.4) = 3: 2, 6, 10.
+    torch.testing.assert_close(plan.timesteps, grid[[0, 1, 2, 6, 10]])
+    assert plan.sde == (True, True, False, False)
+    later = sliding_window_plan(grid, 2, 4, ode_tail_ratio=0.5)  # window at steps 4-5
     torch.testing.assert_close(later.timesteps, grid[[0, 1, 2, 3, 4, 5, 6, 10]])
     assert later.sde_indices == [4, 5]
+    full = sliding_window_plan(grid, 2, 4, ode_tail_ratio=1.0)
+    assert torch.equal(full.timesteps, grid)
 
 
 def test_flow_grpo_fast_window_stays_in_the_first_fraction_and_covers_it():
@@ -107,6 +118,8 @@ def test_denoising_reduction_shares_the_shifted_schedule():
         (lambda g: sliding_window_plan(g, 0, 0), "window_size"),
         (lambda g: sliding_window_plan(g, 3, -1), "iteration"),
         (lambda g: sliding_window_plan(g, 3, 0, shift_interval=0), "shift_interval"),
+        (lambda g: sliding_window_plan(g, 3, 0, ode_tail_ratio=1.5), "ode_tail_ratio"),
+        (lambda g: sliding_window_plan(g, 3, 0, after_end="wrap"), "after_end"),
         (lambda g: flow_grpo_fast_plan(g, 12, 0.5, torch.Generator()), "window_size"),
         (lambda g: flow_grpo_fast_plan(g, 2, 1.5, torch.Generator()), "max_start_fraction"),
         (lambda g: random_subset_plan(g, 11, torch.Generator()), "num_train_steps"),

@@ -1,8 +1,15 @@
-"""Test-time reward guidance (VGGRPO sec. 4.3 and appendix B).
+"""Test-time reward guidance (VGGRPO sec. 4.3 and appendix B.2, eqs. 30-31).
 
-A differentiable reward of the latent (VGGRPO: the Latent Geometry Model's rewards, no VAE decode)
-gives a gradient with which the latent is nudged uphill every few denoising steps. No training is
-involved: it improves a fixed model at the cost of one reward backward pass per guided step.
+A differentiable reward of the latent (VGGRPO: the Latent Geometry Model's smoothness and
+reprojection rewards, no VAE decode) gives a gradient with which the latent is nudged uphill at
+selected denoising steps (VGGRPO: every 20 of 50). No training is involved: it improves a fixed
+model at the cost of one reward backward pass per guided step.
+
+VGGRPO scores the clean-latent prediction of the current noisy latent; pass
+``reward_fn = lambda x: reward(x - t * v.detach())`` (``x0 = x_t - t v`` in our convention) to
+guide the same way. The paper's eq. 31 is not legible in our copy; we implement the standard
+gradient-ascent form it describes ("compute the gradient of this reward with respect to the
+current latent and use it to modify the sampling trajectory").
 """
 
 from __future__ import annotations

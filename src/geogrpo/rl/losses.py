@@ -119,11 +119,14 @@ def timestep_loss_weights(
 ) -> tuple[Tensor, Tensor]:
     """Timestep-aware weights ``(policy [S], kl [S])`` that equalise gradient scales across steps.
 
-    Geo-Align (eq. 7) takes a "timestep-aware policy loss weight ... as in LongCat-Video" without
-    printing it. We use the weight that makes the expected gradient of each step's loss with
-    respect to the velocity independent of the step: ``w_t = s_t / |c_t|`` for the policy term and
-    ``w_t^2`` for the KL term (see :func:`velocity_sensitivity`), each normalised to mean 1 over
-    the steps with noise. Steps without noise get weight 0.
+    Geo-Align (eq. 7) uses "a timestep-aware policy loss weight ... as in LongCat-Video". The
+    expected gradient of a step's log-prob with respect to the velocity scales as ``|c_t| / s_t``
+    and the KL's as its square (:func:`velocity_sensitivity`); we weight by the inverses,
+    ``w_t = s_t / |c_t|`` and ``w_t^2``. With Flow-GRPO noise ``a = 1`` this is exactly
+    LongCat-Video's ``lambda_policy = sqrt(t / (dt (1 - t)))`` and ``lambda_KL = t / (dt (1 - t))``
+    (LongCat-Video report, sec. 3.3.1 and app. A.1) up to a constant factor; for other ``a`` and
+    samplers it is the same principle applied to their ``c_t, s_t``. Both are normalised to mean 1
+    over the steps with noise (the constant goes into the learning rate); noiseless steps get 0.
     """
     check_ndim("timesteps", timesteps, 1, "[S + 1]")
     check_finite("timesteps", timesteps)

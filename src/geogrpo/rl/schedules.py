@@ -11,11 +11,18 @@ Step ``i`` goes from ``timesteps[i]`` to ``timesteps[i + 1]``; ``timesteps[0] = 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from geogrpo.utils.checks import check_finite, check_int_range, check_ndim, check_positive
+from geogrpo.utils.checks import (
+    check_choice,
+    check_finite,
+    check_int_range,
+    check_ndim,
+    check_positive,
+)
 
 
 def flow_matching_timesteps(
@@ -90,20 +97,34 @@ def full_sde_plan(timesteps: Tensor) -> StepPlan:
 
 
 def sliding_window_start(
-    num_steps: int, window_size: int, iteration: int, shift_interval: int, stride: int
+    num_steps: int,
+    window_size: int,
+    iteration: int,
+    shift_interval: int,
+    stride: int,
+    after_end: Literal["restart", "hold"] = "restart",
 ) -> int:
-    """Window start of MixGRPO at ``iteration``: ``(iteration // shift_interval) * stride``.
+    """Window start of MixGRPO's "progressive" strategy at ``iteration``.
 
-    Li et al. 2025 (MixGRPO, Alg. 1, "progressive" strategy): the window starts at the noisiest
-    step and moves ``stride`` steps toward the data every ``shift_interval`` iterations; once it
-    would pass the end of the trajectory it stays at the last position ``S - w``.
+    Li et al. 2025 (MixGRPO sec. 3.2; ``GRPOStates.update_iteration`` in their code): the window
+    starts at the noisiest step and moves ``stride`` steps toward the data every
+    ``shift_interval`` iterations. Past the last whole window (start ``S - w``) it either goes
+    back to step 0 (``"restart"``, their ``--roll_back``, on in all their training scripts) or
+    stays there (``"hold"``). Their code lets the window shrink at the very end (it stops at step
+    ``S - 2``); we keep it whole so every iteration trains ``w`` steps.
     """
     check_int_range("num_steps", num_steps, 1)
     check_int_range("window_size", window_size, 1, num_steps)
     check_int_range("iteration", iteration, 0)
     check_int_range("shift_interval", shift_interval, 1)
     check_int_range("stride", stride, 1)
-    return min((iteration // shift_interval) * stride, num_steps - window_size)
+    check_choice("after_end", after_end, ("restart", "hold"))
+    last = num_steps - window_size
+    moves = iteration // shift_interval
+    if after_end == "hold":
+        return min(moves * stride, last)
+    positions = last // stride + 1  # starts 0, s, 2s, ... <= last, then back to 0
+    return (moves % positions) * stride
 
 
 def sliding_window_plan(
@@ -113,22 +134,30 @@ def sliding_window_plan(
     *,
     shift_interval: int = 1,
     stride: int = 1,
-    ode_tail_stride: int = 1,
+    after_end: Literal["restart", "hold"] = "restart",
+    ode_tail_ratio: float = 1.0,
 ) -> StepPlan:
     """MixGRPO mixed ODE-SDE plan: SDE and training inside the window, ODE elsewhere.
 
-    ``ode_tail_stride > 1`` compresses the ODE part after the window (MixGRPO-Flash): the grid
-    points after the window are thinned to every ``ode_tail_stride``-th one (the final ``t = 0``
-    is always kept), so the deterministic tail costs fewer model calls. Steps before the window
-    are kept as they are: they decide the state the window starts from.
+    ``ode_tail_ratio < 1`` compresses the ODE part after the window (MixGRPO-Flash,
+    ``dpm_post_compress_ratio``): of the ``S - L`` grid points after the window's last step
+    ``L``, ``max(int((S - L) * ratio), 2)`` evenly spaced ones are kept (both ends included),
+    so the deterministic tail costs fewer model calls. MixGRPO-Flash solves that tail with
+    DPM-Solver++; our plan only sets the grid, and the sampler steps it with
+    :func:`geogrpo.rl.sde.ode_step`. Steps before the window are kept: they decide the state
+    the window starts from.
     """
     n = _check_grid(timesteps)
-    check_int_range("ode_tail_stride", ode_tail_stride, 1)
-    start = sliding_window_start(n, window_size, iteration, shift_interval, stride)
+    ratio = check_positive("ode_tail_ratio", ode_tail_ratio)
+    if ratio > 1:
+        raise ValueError(f"ode_tail_ratio: must be in (0, 1], got {ode_tail_ratio}")
+    start = sliding_window_start(n, window_size, iteration, shift_interval, stride, after_end)
     end = start + window_size  # first grid index after the window
-    tail = list(range(end, n + 1, ode_tail_stride))
-    if tail[-1] != n:
-        tail.append(n)
+    if end < n:
+        count = max(int((n - end + 1) * ratio), 2)  # grid points kept, both ends included
+        tail = torch.linspace(end, n, count, dtype=torch.float64).round().long().unique().tolist()
+    else:
+        tail = [n]
     keep = list(range(end)) + tail
     grid = timesteps[keep]
     flags = _window_flags(len(keep) - 1, start, window_size)

@@ -168,7 +168,9 @@ def cps_step(
     the coefficients of data and noise stay exactly ``(1 - t_next, t_next)``:
     ``mean = (1 - t_next) x0 + sqrt(t_next^2 - s^2) eps``, ``std = s = t_next sin(a pi / 2)``
     (Wang & Yu 2025, "Coefficients-Preserving Sampling for RL with Flow Matching", eq. 10).
-    The last step to ``t_next = 0`` has zero noise and is deterministic.
+    The last step to ``t_next = 0`` has zero noise and is deterministic. Flow-GRPO's code scores
+    CPS steps with ``-(x' - mean)^2`` (no ``1 / (2 std^2)``, no constants); ours is the exact
+    Gaussian log-density, so ratios and ``clip_range`` are comparable across samplers.
     """
     a = check_positive("noise_level", noise_level, allow_zero=True)
     if a > 1:
