@@ -129,6 +129,9 @@ def test_cli_render_and_build(tmp_path, capsys):
         "t2v_000001.mp4",
         "t2v_000001.safetensors",
     ]
+    sheet = tmp_path / "sheet.png"
+    assert main(["world", "contact-sheet", "--per-split", "1", "--size", "16", "--out", str(sheet)]) == 0
+    assert sheet.read_bytes()[:4] == b"\x89PNG"
     assert main(["world", "render", "--frames", "0", "--out", str(out)]) == 2
     assert "frames" in capsys.readouterr().err
     assert main(["world", "render", "--scene", str(tmp_path / "missing.json")]) == 2

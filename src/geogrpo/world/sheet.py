@@ -31,7 +31,7 @@ def contact_sheet(
     ]
     picks = torch.linspace(0, num_frames - 1, frames_shown).round().long().tolist()
     fig, axes = plt.subplots(
-        len(rows), frames_shown, figsize=(1.6 * frames_shown, 1.75 * len(rows)), squeeze=False
+        len(rows), frames_shown, figsize=(1.3 * frames_shown + 0.4, 1.5 * len(rows)), squeeze=False
     )
     for r, (split, item) in enumerate(rows):
         for c, f in enumerate(picks):
@@ -46,8 +46,8 @@ def contact_sheet(
         axes[r][0].text(
             0, -0.08, item["camera_text"], transform=axes[r][0].transAxes, fontsize=5, va="top"
         )
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.95, bottom=0.02, wspace=0.04, hspace=0.32)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(out)
