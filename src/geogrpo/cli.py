@@ -67,7 +67,8 @@ def _run_toy(args: argparse.Namespace) -> int:
 def _world_render(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from geogrpo.utils.io import atomic_path, atomic_write_json, atomic_write_text
+    from geogrpo.camera.io import Trajectory, save_trajectory
+    from geogrpo.utils.io import atomic_path, atomic_write_text
     from geogrpo.utils.video import write_video
     from geogrpo.world.paths import make_path
     from geogrpo.world.render import render
@@ -100,15 +101,9 @@ def _world_render(args: argparse.Namespace) -> int:
             },
             str(tmp),
         )
-    atomic_write_json(
+    save_trajectory(
+        Trajectory(clip.w2c, clip.intrinsics, image_size=(args.size, args.size), unit="m"),
         f"{stem}.cameras.json",
-        {
-            "convention": "opencv_w2c",
-            "w2c": clip.w2c.tolist(),
-            "intrinsics": clip.intrinsics.tolist(),
-            "image_size": [args.size, args.size],
-            "unit": "scene units (metres by construction)",
-        },
     )
     atomic_write_text(f"{stem}.scene.json", scene.to_json())
     print(

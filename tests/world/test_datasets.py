@@ -6,8 +6,11 @@ import sys
 import pytest
 import torch
 
+from geogrpo.camera.io import load_trajectory
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
+from geogrpo.camera.presets import preset_trajectory
 from geogrpo.cli import main
+from geogrpo.utils.video import read_video
 from geogrpo.world.datasets import (
     SPLITS,
     MultiViewPairs,
@@ -101,6 +104,9 @@ def test_cli_render_and_build(tmp_path, capsys):
     )
     for suffix in (".mp4", ".depth.mp4", ".safetensors", ".cameras.json", ".scene.json"):
         assert (tmp_path / f"clip{suffix}").stat().st_size > 0
+    cams = load_trajectory(tmp_path / "clip.cameras.json")
+    torch.testing.assert_close(cams.w2c, preset_trajectory("arc_left", 3))
+    assert read_video(out).shape == (3, 32, 32, 3)
     assert (
         main(
             [
@@ -130,7 +136,10 @@ def test_cli_render_and_build(tmp_path, capsys):
         "t2v_000001.safetensors",
     ]
     sheet = tmp_path / "sheet.png"
-    assert main(["world", "contact-sheet", "--per-split", "1", "--size", "16", "--out", str(sheet)]) == 0
+    assert (
+        main(["world", "contact-sheet", "--per-split", "1", "--size", "16", "--out", str(sheet)])
+        == 0
+    )
     assert sheet.read_bytes()[:4] == b"\x89PNG"
     assert main(["world", "render", "--frames", "0", "--out", str(out)]) == 2
     assert "frames" in capsys.readouterr().err
