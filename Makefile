@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sde_marginals.py
 	$(BIN)/python bench/bench_warp.py
 	$(BIN)/python bench/bench_world.py
+	$(BIN)/python bench/bench_splat.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
