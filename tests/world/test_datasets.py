@@ -1,5 +1,6 @@
 """Datasets: deterministic items, exact multi-view geometry, caching, splits, CLI."""
 
+import json
 import subprocess
 import sys
 
@@ -144,3 +145,13 @@ def test_cli_render_and_build(tmp_path, capsys):
     assert main(["world", "render", "--frames", "0", "--out", str(out)]) == 2
     assert "frames" in capsys.readouterr().err
     assert main(["world", "render", "--scene", str(tmp_path / "missing.json")]) == 2
+
+
+def test_dataset_seed_varies_views_not_scenes():
+    a = TextToVideoClips("train", 3, num_frames=2, size=8, seed=0)
+    b = TextToVideoClips("train", 3, num_frames=2, size=8, seed=1)
+    scenes_a = [json.loads(a[i]["scene"])["seed"] for i in range(3)]
+    assert scenes_a == [json.loads(b[i]["scene"])["seed"] for i in range(3)] == [0, 1, 2]
+    assert [a[i]["camera_text"] for i in range(3)] != [b[i]["camera_text"] for i in range(3)]
+    with pytest.raises(ValueError, match="^n"):
+        TextToVideoClips("train", 2_000_000)

@@ -1,7 +1,9 @@
 """Datasets from the procedural world: text-to-video clips and synchronized multi-view pairs.
 
 Everything is a pure function of (split, index, seed, sizes): the same request gives the same
-bytes, so datasets are cached to disk only to save time, never to fix randomness. Splits:
+bytes, so datasets are cached to disk only to save time, never to fix randomness. Item ``i``
+always shows scene ``i`` of its split; the dataset ``seed`` varies cameras, captions and motion,
+so two seeds give new views of the same scenes, never scenes of another split. Splits:
 
 * ``train`` and ``val``: procedural textures (checker, stripes, noise) on boxes and spheres,
   disjoint scene seeds.
@@ -41,11 +43,12 @@ class SplitSpec:
     trainable: bool
 
 
+SCENES_PER_SPLIT = 1_000_000  # seed ranges of the splits never overlap
 SPLITS = {
     "train": SplitSpec("procedural", 0, True),
-    "val": SplitSpec("procedural", 1_000_000, False),
-    "heldout_shapes": SplitSpec("heldout_shapes", 2_000_000, False),
-    "heldout_photo": SplitSpec("heldout_photo", 3_000_000, False),
+    "val": SplitSpec("procedural", SCENES_PER_SPLIT, False),
+    "heldout_shapes": SplitSpec("heldout_shapes", 2 * SCENES_PER_SPLIT, False),
+    "heldout_photo": SplitSpec("heldout_photo", 3 * SCENES_PER_SPLIT, False),
 }
 
 
@@ -58,8 +61,9 @@ def check_training_split(split: str) -> str:
 
 
 def scene_for(split: str, index: int, dynamic: bool = False) -> Scene:
-    """The scene of item ``index`` of ``split``."""
+    """The scene of item ``index`` of ``split`` (scene seeds of different splits are disjoint)."""
     check_choice("split", split, tuple(SPLITS))
+    check_int_range("index", index, 0, SCENES_PER_SPLIT - 1)
     spec = SPLITS[split]
     return generate_scene(spec.seed_offset + index, spec.domain, dynamic=dynamic)
 
@@ -171,7 +175,7 @@ class TextToVideoClips(Dataset):
         cache_dir: str | Path | None = None,
     ) -> None:
         check_choice("split", split, tuple(SPLITS))
-        self.split, self.n = split, check_int_range("n", n, 1)
+        self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
         self.num_frames = check_int_range("num_frames", num_frames, 1)
         self.size, self.seed = check_int_range("size", size, 8), seed
         self.dynamic_fraction = dynamic_fraction
@@ -188,7 +192,7 @@ class TextToVideoClips(Dataset):
             return cached
         rng = torch.Generator().manual_seed(_stable_seed("t2v", self.split, self.seed, index))
         dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
-        scene = scene_for(self.split, index + 10_000 * self.seed, dynamic)
+        scene = scene_for(self.split, index, dynamic)
         camera_text = sample_camera_text(rng)
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
         r = _render_item(scene, w2c, self.size)
@@ -226,7 +230,7 @@ class MultiViewPairs(Dataset):
         cache_dir: str | Path | None = None,
     ) -> None:
         check_choice("split", split, tuple(SPLITS))
-        self.split, self.n = split, check_int_range("n", n, 1)
+        self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
         self.num_frames = check_int_range("num_frames", num_frames, 2)
         self.size, self.seed = check_int_range("size", size, 8), seed
         self.dynamic_fraction = dynamic_fraction
@@ -243,7 +247,7 @@ class MultiViewPairs(Dataset):
             return cached
         rng = torch.Generator().manual_seed(_stable_seed("pair", self.split, self.seed, index))
         dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
-        scene = scene_for(self.split, index + 10_000 * self.seed, dynamic)
+        scene = scene_for(self.split, index, dynamic)
         path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
         source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
         source_w2c = make_path(source_kind, self.num_frames, path_seed)
