@@ -1,0 +1,1 @@
+"""Policies: Wan-architecture video generators, configs, LoRA and trainable-parameter selectors."""

@@ -1,0 +1,70 @@
+"""Wan2.1 transformer configurations and builders (diffusers ``WanTransformer3DModel``).
+
+One class runs everywhere: the embedded tiny DiT on a laptop CPU and Wan2.1-T2V-1.3B/14B on GPUs.
+Full-size models are built on the ``meta`` device for shape checks and loaded from a user's local
+diffusers-format directory for real use; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+
+# transformer/config.json of Wan-AI/Wan2.1-T2V-1.3B-Diffusers (dim 1536 = 12 heads x 128).
+WAN21_T2V_1P3B = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 12,
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "ffn_dim": 8960,
+    "num_layers": 30,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    "rope_max_seq_len": 1024,
+}
+# The 14B model differs only in width and depth (dim 5120 = 40 x 128, ffn 13824, 40 layers).
+WAN21_T2V_14B = {**WAN21_T2V_1P3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
+CONFIGS = {"wan2.1-t2v-1.3b": WAN21_T2V_1P3B, "wan2.1-t2v-14b": WAN21_T2V_14B}
+# Files a local diffusers-format Wan2.1 checkpoint must have (what `from_pretrained` reads).
+REQUIRED_FILES = ("model_index.json", "transformer/config.json", "vae/config.json")
+
+
+def build_transformer(
+    config: dict | str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> WanTransformer3DModel:
+    """Instantiate a transformer from a config dict or a name in :data:`CONFIGS`.
+
+    ``device="meta"`` allocates nothing: shapes and parameter counts of a 14B model on a laptop.
+    """
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"config: unknown {config!r}; choose one of {', '.join(CONFIGS)}")
+        config = CONFIGS[config]
+    with torch.device(device):
+        model = WanTransformer3DModel(**config)
+    return model.to(dtype=dtype) if str(device) != "meta" else model
+
+
+def check_local_checkpoint(path: str | Path) -> Path:
+    """Fail early, naming the missing files and where to get them, before any loading starts."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"path: no directory {root}; download a diffusers-format Wan2.1 checkpoint (e.g. "
+            "Wan-AI/Wan2.1-T2V-1.3B-Diffusers on the Hugging Face Hub) on a machine with internet "
+            "and pass its local folder"
+        )
+    missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"path: {root} is not a diffusers-format Wan2.1 checkpoint; missing "
+            f"{', '.join(missing)} (expected the layout of Wan-AI/Wan2.1-T2V-1.3B-Diffusers: "
+            "model_index.json, transformer/, vae/, text_encoder/, tokenizer/)"
+        )
+    return root
