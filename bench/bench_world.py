@@ -11,8 +11,7 @@ import time
 import torch
 
 from geogrpo.camera.presets import preset_trajectory
-from geogrpo.camera.se3 import make_pose, so3_exp
-from geogrpo.world.evaluator import evaluate_cameras
+from geogrpo.world.evaluator import evaluate_cameras, perturb_cameras
 from geogrpo.world.paths import make_path
 from geogrpo.world.render import render
 from geogrpo.world.scene import generate_scene
@@ -35,14 +34,7 @@ def evaluator_seconds_per_clip(clips: int = 4) -> float:
     for seed in range(clips):
         gen = torch.Generator().manual_seed(seed)
         requested = make_path("walking", FRAMES, seed=seed)
-        axis = torch.nn.functional.normalize(
-            torch.randn(FRAMES, 3, generator=gen, dtype=torch.float64), dim=-1
-        )
-        angle = torch.deg2rad(1 + 2 * torch.rand(FRAMES, generator=gen, dtype=torch.float64))
-        shift = 0.1 * torch.nn.functional.normalize(
-            torch.randn(FRAMES, 3, generator=gen, dtype=torch.float64), dim=-1
-        )
-        actual = make_pose(so3_exp(axis * angle[:, None]), shift) @ requested
+        actual = perturb_cameras(requested, gen)
         scene = generate_scene(seed)
         reference, generated = render(scene, requested, 96, 96), render(scene, actual, 96, 96)
         start = time.perf_counter()

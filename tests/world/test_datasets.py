@@ -64,6 +64,21 @@ def test_cache_returns_the_same_item(tmp_path):
             assert value == cached[key], key
 
 
+def test_cache_refuses_items_built_with_other_settings(tmp_path):
+    TextToVideoClips("val", 1, num_frames=2, size=16, cache_dir=tmp_path)[0]
+    with pytest.raises(ValueError, match="^cache_dir: .* holds items built with"):
+        TextToVideoClips("val", 1, num_frames=3, size=16, cache_dir=tmp_path)
+
+
+def test_some_pairs_are_extreme_orbits():
+    kinds = [
+        MultiViewPairs("train", 12, num_frames=2, size=8)[i]["relative_kind"] for i in range(12)
+    ]
+    assert any(k.startswith("orbit_") for k in kinds) and any(
+        not k.startswith("orbit_") for k in kinds
+    )
+
+
 def test_splits_use_their_domains_and_disjoint_scenes():
     assert scene_for("train", 0).domain == "procedural"
     assert scene_for("train", 0) != scene_for("val", 0)
@@ -131,6 +146,7 @@ def test_cli_render_and_build(tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "data" / "val").iterdir())
     assert names == [
         "index.json",
+        "settings.json",
         "t2v_000000.mp4",
         "t2v_000000.safetensors",
         "t2v_000001.mp4",

@@ -3,25 +3,11 @@
 import pytest
 import torch
 
-from geogrpo.camera.se3 import camera_centers, make_pose, rotation_angle, so3_exp
+from geogrpo.camera.se3 import camera_centers, rotation_angle
 from geogrpo.world.datasets import scene_for
-from geogrpo.world.evaluator import evaluate_cameras
+from geogrpo.world.evaluator import evaluate_cameras, perturb_cameras
 from geogrpo.world.paths import make_path
 from geogrpo.world.render import render
-
-
-def _perturb(w2c, gen):
-    """Each frame moved by a random 1-3 deg rotation and a 0.05-0.2 unit translation."""
-    f = w2c.shape[0]
-    axis = torch.nn.functional.normalize(
-        torch.randn(f, 3, generator=gen, dtype=torch.float64), dim=-1
-    )
-    angle = torch.deg2rad(1 + 2 * torch.rand(f, generator=gen, dtype=torch.float64))
-    direction = torch.nn.functional.normalize(
-        torch.randn(f, 3, generator=gen, dtype=torch.float64), dim=-1
-    )
-    length = 0.05 + 0.15 * torch.rand(f, generator=gen, dtype=torch.float64)
-    return make_pose(so3_exp(axis * angle[:, None]), direction * length[:, None]) @ w2c
 
 
 @pytest.mark.parametrize("split", ["train", "heldout_photo"])
@@ -32,7 +18,7 @@ def test_evaluator_recovers_perturbed_cameras_at_96px(split):
     for i in range(3):
         scene = scene_for(split, i)
         requested = make_path("walking", 6, seed=i)
-        actual = _perturb(requested, torch.Generator().manual_seed(i))
+        actual = perturb_cameras(requested, torch.Generator().manual_seed(i))
         reference = render(scene, requested, 96, 96)
         generated = render(scene, actual, 96, 96)
         ev = evaluate_cameras(

@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
 from geogrpo.utils.checks import check_choice, check_int_range
-from geogrpo.utils.io import atomic_path
-from geogrpo.world.paths import make_path
-from geogrpo.world.render import Render, render
+from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.world.paths import make_path, orbit_path
+from geogrpo.world.render import render
 from geogrpo.world.scene import Scene, generate_scene
 
 
@@ -44,6 +44,7 @@ class SplitSpec:
 
 
 SCENES_PER_SPLIT = 1_000_000  # seed ranges of the splits never overlap
+EXTREME_ORBIT_SHARE = 0.2  # share of multi-view pairs whose target orbits 60-90 degrees
 SPLITS = {
     "train": SplitSpec("procedural", 0, True),
     "val": SplitSpec("procedural", SCENES_PER_SPLIT, False),
@@ -157,12 +158,11 @@ def _stable_seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-def _render_item(scene: Scene, w2c: Tensor, size: int) -> Render:
-    return render(scene, w2c, size, size)
+class _WorldClips(Dataset):
+    """Shared shell: argument checks, per-item RNG and scene, and the safetensors cache."""
 
-
-class TextToVideoClips(Dataset):
-    """Text-to-video clips: caption (scene + camera words), the clip, its depth and cameras."""
+    kind = ""  # cache file prefix and RNG namespace
+    min_frames = 1
 
     def __init__(
         self,
@@ -176,10 +176,24 @@ class TextToVideoClips(Dataset):
     ) -> None:
         check_choice("split", split, tuple(SPLITS))
         self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
-        self.num_frames = check_int_range("num_frames", num_frames, 1)
+        self.num_frames = check_int_range("num_frames", num_frames, self.min_frames)
         self.size, self.seed = check_int_range("size", size, 8), seed
+        if not 0.0 <= dynamic_fraction <= 1.0:
+            raise ValueError(f"dynamic_fraction: must be in [0, 1], got {dynamic_fraction}")
         self.dynamic_fraction = dynamic_fraction
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        if self.cache_dir is not None:
+            _claim_cache(
+                self.cache_dir,
+                {
+                    "kind": self.kind,
+                    "split": split,
+                    "num_frames": num_frames,
+                    "size": size,
+                    "seed": seed,
+                    "dynamic_fraction": dynamic_fraction,
+                },
+            )
 
     def __len__(self) -> int:
         return self.n
@@ -187,16 +201,29 @@ class TextToVideoClips(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self.n:
             raise IndexError(f"index: {index} outside [0, {self.n})")
-        cached = _load_cached(self.cache_dir, "t2v", index)
+        cached = _load_cached(self.cache_dir, self.kind, index)
         if cached is not None:
             return cached
-        rng = torch.Generator().manual_seed(_stable_seed("t2v", self.split, self.seed, index))
+        rng = torch.Generator().manual_seed(_stable_seed(self.kind, self.split, self.seed, index))
         dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
-        scene = scene_for(self.split, index, dynamic)
+        item = self._make(scene_for(self.split, index, dynamic), rng)
+        _save_cached(self.cache_dir, self.kind, index, item)
+        return item
+
+    def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TextToVideoClips(_WorldClips):
+    """Text-to-video clips: caption (scene + camera words), the clip, its depth and cameras."""
+
+    kind = "t2v"
+
+    def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         camera_text = sample_camera_text(rng)
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
-        r = _render_item(scene, w2c, self.size)
-        item = {
+        r = render(scene, w2c, self.size, self.size)
+        return {
             "video": r.rgb,
             "depth": r.depth,
             "dynamic": r.dynamic,
@@ -206,59 +233,37 @@ class TextToVideoClips(Dataset):
             "camera_text": camera_text,
             "scene": scene.to_json(),
         }
-        _save_cached(self.cache_dir, "t2v", index, item)
-        return item
 
 
-class MultiViewPairs(Dataset):
+class MultiViewPairs(_WorldClips):
     """Synchronized video-to-video pairs: a source clip and the true clip along a target path.
 
     The source camera follows a walking or game path; the target camera at frame ``f`` is the
-    source camera moved by ``relative[f]`` (one of the ten presets, or an extreme orbit), i.e.
-    ``target_w2c[f] = relative[f] @ source_w2c[f]``. Both clips see the same moving objects at
-    the same times, so the target video is the exact ground truth for camera-controlled v2v.
+    source camera moved by ``relative[f]`` (one of the ten presets, or with probability
+    ``EXTREME_ORBIT_SHARE`` an orbit of 60-90 degrees about the point 6 units ahead, the extreme
+    views of DEVIS-GRPO), i.e. ``target_w2c[f] = relative[f] @ source_w2c[f]``. Both clips see the
+    same moving objects at the same times: the target video is the exact ground truth.
     """
 
-    def __init__(
-        self,
-        split: str,
-        n: int,
-        num_frames: int = 17,
-        size: int = 96,
-        seed: int = 0,
-        dynamic_fraction: float = 0.3,
-        cache_dir: str | Path | None = None,
-    ) -> None:
-        check_choice("split", split, tuple(SPLITS))
-        self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
-        self.num_frames = check_int_range("num_frames", num_frames, 2)
-        self.size, self.seed = check_int_range("size", size, 8), seed
-        self.dynamic_fraction = dynamic_fraction
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+    kind = "pair"
+    min_frames = 2
 
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self.n:
-            raise IndexError(f"index: {index} outside [0, {self.n})")
-        cached = _load_cached(self.cache_dir, "pair", index)
-        if cached is not None:
-            return cached
-        rng = torch.Generator().manual_seed(_stable_seed("pair", self.split, self.seed, index))
-        dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
-        scene = scene_for(self.split, index, dynamic)
+    def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
         source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
         source_w2c = make_path(source_kind, self.num_frames, path_seed)
-        relative_kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
-        relative = preset_trajectory(relative_kind, self.num_frames)
+        if float(torch.rand(1, generator=rng)) < EXTREME_ORBIT_SHARE:
+            degrees = float(60 + 30 * torch.rand(1, generator=rng))
+            degrees *= 1 if float(torch.rand(1, generator=rng)) < 0.5 else -1
+            relative_kind = f"orbit_{degrees:+.1f}deg"
+            relative = orbit_path(self.num_frames, degrees)
+        else:
+            relative_kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
+            relative = preset_trajectory(relative_kind, self.num_frames)
         target_w2c = relative @ source_w2c
-        src, tgt = (
-            _render_item(scene, source_w2c, self.size),
-            _render_item(scene, target_w2c, self.size),
-        )
-        item = {
+        src = render(scene, source_w2c, self.size, self.size)
+        tgt = render(scene, target_w2c, self.size, self.size)
+        return {
             "source_video": src.rgb,
             "source_depth": src.depth,
             "source_w2c": src.w2c,
@@ -273,8 +278,20 @@ class MultiViewPairs(Dataset):
             "relative_kind": relative_kind,
             "scene": scene.to_json(),
         }
-        _save_cached(self.cache_dir, "pair", index, item)
-        return item
+
+
+def _claim_cache(cache_dir: Path, settings: dict[str, Any]) -> None:
+    """Record the settings a cache folder holds; refuse to mix items built with other settings."""
+    path = cache_dir / "settings.json"
+    if path.exists():
+        held = json.loads(path.read_text(encoding="utf-8"))
+        if held != settings:
+            raise ValueError(
+                f"cache_dir: {cache_dir} holds items built with {held}, not {settings}; "
+                "use another folder or delete it"
+            )
+        return
+    atomic_write_json(path, settings)
 
 
 def _cache_path(cache_dir: Path, kind: str, index: int) -> Path:

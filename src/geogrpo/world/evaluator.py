@@ -70,7 +70,9 @@ from geogrpo.camera.se3 import (
     camera_centers,
     check_intrinsics,
     check_pose,
+    make_pose,
     rotation_angle,
+    so3_exp,
 )
 from geogrpo.geometry.projection import unproject_depth
 from geogrpo.utils.checks import (
@@ -96,6 +98,33 @@ PATCH = 7
 NCC_EPS = 1e-12
 # Tolerance on the [0, 1] range of input frames (decoders overshoot by rounding).
 RANGE_TOL = 1e-3
+
+
+def perturb_cameras(
+    w2c: Tensor,  # [F, 4, 4]
+    generator: torch.Generator,
+    degrees: tuple[float, float] = (1.0, 3.0),
+    distance: tuple[float, float] = (0.05, 0.2),
+) -> Tensor:
+    """Controlled camera errors: each frame turned by a random angle in ``degrees`` about a random
+    axis and moved by a random ``distance`` in a random direction (left-multiplied, camera frame).
+
+    The evaluator's accuracy is measured by rendering at these cameras and recovering them.
+    """
+    check_pose("w2c", w2c)
+    f = w2c.shape[0]
+    normal = torch.nn.functional.normalize
+    axis = normal(torch.randn(f, 3, generator=generator, dtype=torch.float64), dim=-1)
+    angle = torch.deg2rad(
+        degrees[0]
+        + (degrees[1] - degrees[0]) * torch.rand(f, generator=generator, dtype=torch.float64)
+    )
+    direction = normal(torch.randn(f, 3, generator=generator, dtype=torch.float64), dim=-1)
+    length = distance[0] + (distance[1] - distance[0]) * torch.rand(
+        f, generator=generator, dtype=torch.float64
+    )
+    delta = make_pose(so3_exp(axis * angle[:, None]), direction * length[:, None])
+    return delta @ w2c.to(torch.float64)
 
 
 @dataclass(frozen=True)
