@@ -69,22 +69,22 @@ def _mix(colors: Tensor, m: Tensor) -> Tensor:
 
 
 def _value_noise(uv: Tensor, seed: int) -> Tensor:
-    """Two-octave value noise in [0, 1] ``[N]``: smoothstep-interpolated random lattice values."""
+    """Two-octave value noise in [0, 1] ``[N]``: smoothstep-interpolated random lattice values.
+
+    Bilinear sampling at ``cell + smoothstep(frac)`` *is* smoothstep interpolation, so one
+    ``grid_sample`` on the wrapped 64x64 lattice does the work of four gathers.
+    """
     table = torch.rand(64, 64, generator=torch.Generator().manual_seed(seed), dtype=uv.dtype)
+    wrapped = F.pad(table[None, None], (0, 1, 0, 1), mode="circular")  # [1, 1, 65, 65]
     total = torch.zeros(uv.shape[0], dtype=uv.dtype)
     for octave, weight in ((1.0, 0.65), (2.0, 0.35)):
         p = uv * octave
         cell = p.floor()
         f = p - cell
-        f = f * f * (3 - 2 * f)
-        ix, iy = cell[:, 0].long(), cell[:, 1].long()
-
-        def lattice(dx: int, dy: int, ix: Tensor = ix, iy: Tensor = iy) -> Tensor:
-            return table[(ix + dx) % 64, (iy + dy) % 64]
-
-        top = lattice(0, 0) * (1 - f[:, 0]) + lattice(1, 0) * f[:, 0]
-        bottom = lattice(0, 1) * (1 - f[:, 0]) + lattice(1, 1) * f[:, 0]
-        total = total + weight * (top * (1 - f[:, 1]) + bottom * f[:, 1])
+        pos = torch.remainder(cell, 64) + f * f * (3 - 2 * f)  # [N, 2] in [0, 65)
+        grid = (pos / 32.0 - 1.0).flip(-1)[None, :, None, :]  # (x = second index, y = first)
+        sampled = F.grid_sample(wrapped, grid, mode="bilinear", align_corners=True)
+        total = total + weight * sampled[0, 0, :, 0]
     return total
 
 
