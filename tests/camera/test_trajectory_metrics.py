@@ -153,3 +153,26 @@ def test_metric_bad_input():
         trans_err(preset_trajectory("pan_left", 4), preset_trajectory("pan_left", 4), "unit")
     with pytest.raises(ValueError, match="^max_rotation"):
         rescale_trajectory_speeds(_wiggly(), 0.1, 4.0)
+
+
+def test_sim3_normalisation_handles_collinear_and_static_paths():
+    # A dolly is collinear: Umeyama's rotation is not unique, so only a scale is fitted and the
+    # orientations are untouched (an arbitrary 180 deg turn used to give CamMC 22.6 here).
+    zoom, zoom_twice = preset_trajectory("zoom_in", 8), preset_trajectory("zoom_in", 8, scale=2.0)
+    assert float(cam_mc(zoom, zoom_twice, "sim3")) == pytest.approx(0.0, abs=1e-9)
+    assert float(trans_err(zoom, zoom_twice, "sim3")) == pytest.approx(0.0, abs=1e-9)
+    # Static centres (pans): finite, and the rotation error is still measured.
+    pan_r, pan_l = preset_trajectory("pan_right", 8), preset_trajectory("pan_left", 8)
+    assert float(trans_err(pan_r, pan_l, "sim3")) == 0.0
+    assert float(cam_mc(pan_r, pan_l, "sim3")) > 1.0
+    # Opposite dollies are the same up to a Sim(3) (a half turn): sim3 cannot tell them apart,
+    # max_norm can.
+    zoom_out = preset_trajectory("zoom_out", 8)
+    assert float(trans_err(zoom, zoom_out, "sim3")) == pytest.approx(0.0, abs=1e-9)
+    assert float(trans_err(zoom, zoom_out, "max_norm")) > 1.0
+
+
+def test_umeyama_refuses_collinear_points():
+    line = torch.stack([torch.zeros(5), torch.zeros(5), torch.arange(5.0)], dim=-1).double()
+    with pytest.raises(ValueError, match="^src: the points are collinear"):
+        umeyama(line, 2 * line)

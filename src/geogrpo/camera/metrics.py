@@ -75,12 +75,25 @@ def umeyama(src: Tensor, dst: Tensor, with_scale: bool = True) -> Sim3:
         raise ValueError(f"src: Umeyama needs at least 3 points, got {src.shape[-2]}")
     check_finite("src", src)
     check_finite("dst", dst)
+    if not bool(_spans_a_plane(src).all()) or not bool(_spans_a_plane(dst).all()):
+        raise ValueError(
+            "src: the points are collinear or coincide, so the rotation of a Sim(3)/SE(3) fit is "
+            "not unique (e.g. a dolly or a pan); compare such paths with normalization "
+            "'max_norm' or 'metric'"
+        )
     if with_scale:
         r, t, s = roma.rigid_points_registration(src, dst, compute_scaling=True)
     else:
         r, t = roma.rigid_points_registration(src, dst)
         s = torch.ones(r.shape[:-2], dtype=r.dtype)
     return Sim3(scale=s, rotation=r, translation=t)
+
+
+def _spans_a_plane(points: Tensor, rel_tol: float = 1e-6) -> Tensor:
+    """``[...]`` bool: the centred points ``[..., N, 3]`` span at least two directions."""
+    centred = points - points.mean(dim=-2, keepdim=True)
+    sv = torch.linalg.svdvals(centred)  # [..., 3], descending
+    return sv[..., 1] > rel_tol * sv[..., 0].clamp_min(1e-300)
 
 
 def apply_sim3_to_w2c(w2c: Tensor, sim: Sim3) -> Tensor:
@@ -127,9 +140,32 @@ def _normalized_c2w(w2c_est: Tensor, w2c_ref: Tensor, normalization: str) -> tup
             norm = c2w[..., :3, 3].norm(dim=-1).amax(dim=-1)[..., None, None]
             c2w[..., :3, 3] = c2w[..., :3, 3] / torch.where(norm > 0, norm, torch.ones_like(norm))
     elif normalization == "sim3":
-        aligned = align_trajectory(w2c_to_c2w(est), w2c_to_c2w(ref), "sim3")
-        est = w2c_to_c2w(aligned)
+        est[..., :3, 3] = _sim3_aligned_centers(est[..., :3, 3], ref[..., :3, 3])
     return est, ref
+
+
+def _sim3_aligned_centers(est: Tensor, ref: Tensor) -> Tensor:
+    """Estimated centres ``[..., F, 3]`` moved onto the reference's by the best similarity.
+
+    Both paths start at the origin (first-frame relative). Where both span a plane, Umeyama's
+    Sim(3) is unique and used; where either is collinear or static (dolly, pan) its rotation is
+    not, and only a scale about the shared origin is fitted,
+    ``s = sum c_est . c_ref / sum |c_est|^2``. Orientations are left alone: the fitted rotation
+    describes the centres and would otherwise turn every camera of a degenerate path. A static
+    reference lets the fitted scale reach 0 (Sim(3) alignment cannot see scale there); use
+    ``max_norm`` or ``metric`` for such paths.
+    """
+    lead = est.shape[:-2]
+    flat_est, flat_ref = est.reshape(-1, *est.shape[-2:]), ref.reshape(-1, *ref.shape[-2:])
+    out = []
+    for e, r in zip(flat_est, flat_ref, strict=True):  # [F, 3] each
+        if bool(_spans_a_plane(e)) and bool(_spans_a_plane(r)):
+            out.append(umeyama(e, r).apply(e))
+        else:
+            den = e.square().sum()
+            scale = (e * r).sum() / den if float(den) > 0 else torch.zeros((), dtype=e.dtype)
+            out.append(scale * e)
+    return torch.stack(out).reshape(*lead, *est.shape[-2:])
 
 
 def rotation_errors(w2c_est: Tensor, w2c_ref: Tensor) -> Tensor:
