@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -192,10 +193,29 @@ class ToyGRPOResult:
         }
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run on one CPU thread: the toy's ops are tiny, and with a second busy process on a 2-core
+    machine, multi-threaded torch spins in OpenMP barriers and the run gets 30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_toy_grpo(
     cfg: ToyGRPOConfig, log: Callable[[int, dict[str, float]], None] | None = None
 ) -> ToyGRPOResult:
     """Pretrain, then GRPO; ``log(step, metrics)`` receives one row per iteration."""
+    with _one_thread():
+        return _run_toy_grpo(cfg, log)
+
+
+def _run_toy_grpo(
+    cfg: ToyGRPOConfig, log: Callable[[int, dict[str, float]], None] | None
+) -> ToyGRPOResult:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
