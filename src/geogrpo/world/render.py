@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov, w2c_to_c2w
+from geogrpo.camera.se3 import (
+    axis_rotation,
+    check_intrinsics,
+    check_pose,
+    intrinsics_from_fov,
+    w2c_to_c2w,
+)
 from geogrpo.utils.checks import check_finite, check_int_range
 from geogrpo.world.scene import FPS, Primitive, Scene
 from geogrpo.world.textures import evaluate_texture
@@ -40,13 +46,6 @@ class Render:
     def static_surface(self) -> Tensor:
         """``[F, H, W]`` bool: pixels with a surface that does not move (sky excluded)."""
         return (self.object_id >= 0) & ~self.dynamic
-
-
-def _rotation_y(yaw_deg: float) -> Tensor:
-    a = math.radians(yaw_deg)
-    return torch.tensor(
-        [[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]]
-    )
 
 
 def _safe(x: Tensor) -> Tensor:
@@ -82,9 +81,9 @@ def _hit(prim: Primitive, o: Tensor, d: Tensor, c: Tensor) -> Tensor:
         s = torch.where(near > _EPS, near, far)
         return torch.where((disc >= 0) & (s > _EPS), s, inf)
     if prim.kind == "box":
-        rot = _rotation_y(prim.yaw_deg)
+        rot = axis_rotation("y", math.radians(prim.yaw_deg), torch.float32)
         half = torch.tensor(prim.size)
-        ol, dl = (o - c) @ rot, _safe_vec(d @ rot)
+        ol, dl = (o - c) @ rot, _safe(d @ rot)
         t1, t2 = (-half - ol) / dl, (half - ol) / dl
         tmin = torch.minimum(t1, t2).amax(-1)
         tmax = torch.maximum(t1, t2).amin(-1)
@@ -110,10 +109,6 @@ def _hit(prim: Primitive, o: Tensor, d: Tensor, c: Tensor) -> Tensor:
     return best
 
 
-def _safe_vec(x: Tensor) -> Tensor:
-    return torch.where(x.abs() < 1e-12, torch.full_like(x, 1e-12), x)
-
-
 def _surface(prim: Primitive, x: Tensor, d: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """Unit normals facing the ray ``[R, 3]`` and texture coordinates ``[R, 2]`` at hits ``x``."""
     q = x - c
@@ -127,7 +122,7 @@ def _surface(prim: Primitive, x: Tensor, d: Tensor, c: Tensor) -> tuple[Tensor, 
         normal = q / prim.size[0]
         uv = torch.stack([torch.atan2(q[:, 0], q[:, 2]) * prim.size[0], q[:, 1]], dim=-1)
     elif prim.kind == "box":
-        rot = _rotation_y(prim.yaw_deg)
+        rot = axis_rotation("y", math.radians(prim.yaw_deg), torch.float32)
         ql = q @ rot
         rel = ql / torch.tensor(prim.size)
         axis = rel.abs().argmax(-1)
