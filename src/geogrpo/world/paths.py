@@ -14,22 +14,19 @@ from torch import Tensor
 from geogrpo.camera.presets import PRESETS, look_at_c2w, preset_trajectory
 from geogrpo.camera.se3 import c2w_to_w2c, make_pose, so3_exp
 from geogrpo.utils.checks import check_int_range
+from geogrpo.world.scene import uniform
 
 PATH_KINDS = ("walking", "game", "orbit", *PRESETS)
-
-
-def _uniform(rng: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * float(torch.rand(1, generator=rng))
 
 
 def walking_path(num_frames: int, rng: torch.Generator, speed: float = 1.2) -> Tensor:
     """City-walk footage: forward at ``speed`` units/s (16 fps) with gentle yaw and head bob."""
     check_int_range("num_frames", num_frames, 2)
     t = torch.arange(num_frames, dtype=torch.float64) / 16.0
-    yaw_rate = _uniform(rng, -0.25, 0.25)  # rad/s
-    sway = _uniform(rng, 0.02, 0.06)
+    yaw_rate = uniform(rng, -0.25, 0.25)  # rad/s
+    sway = uniform(rng, 0.02, 0.06)
     yaw = yaw_rate * t + sway * torch.sin(2 * math.pi * 0.5 * t)
-    forward = speed * _uniform(rng, 0.7, 1.1)
+    forward = speed * uniform(rng, 0.7, 1.1)
     heading = torch.stack([torch.sin(yaw), 0 * yaw, torch.cos(yaw)], dim=-1)
     step = forward / 16.0
     centers = torch.cumsum(step * heading, dim=0) - step * heading[0]
@@ -47,7 +44,7 @@ def game_path(num_frames: int, rng: torch.Generator) -> Tensor:
     def smooth(amplitude: float) -> Tensor:
         out = torch.zeros_like(s)
         for k in (1, 2):
-            a, phase = _uniform(rng, -amplitude, amplitude) / k, _uniform(rng, 0, 2 * math.pi)
+            a, phase = uniform(rng, -amplitude, amplitude) / k, uniform(rng, 0, 2 * math.pi)
             out = out + a * (torch.sin(math.pi * k * s + phase) - math.sin(phase))
         return out
 
@@ -77,5 +74,5 @@ def make_path(kind: str, num_frames: int, seed: int = 0, scale: float = 1.0) -> 
     if kind == "game":
         return game_path(num_frames, rng)
     if kind == "orbit":
-        return orbit_path(num_frames, _uniform(rng, -90.0, 90.0))
+        return orbit_path(num_frames, uniform(rng, -90.0, 90.0))
     return preset_trajectory(kind, num_frames, scale)

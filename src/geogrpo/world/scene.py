@@ -160,14 +160,16 @@ DOMAINS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def _random_texture(rng: torch.Generator, families: tuple[str, ...], scale: float) -> Texture:
-    def uniform(lo: float, hi: float) -> float:
-        return lo + (hi - lo) * float(torch.rand(1, generator=rng))
+def uniform(rng: torch.Generator, lo: float, hi: float) -> float:
+    """One draw from U(lo, hi): every random choice of the world goes through a seeded ``rng``."""
+    return lo + (hi - lo) * float(torch.rand(1, generator=rng))
 
+
+def _random_texture(rng: torch.Generator, families: tuple[str, ...], scale: float) -> Texture:
     kind = families[int(torch.randint(len(families), (1,), generator=rng))]
     base = torch.rand(3, generator=rng) * 0.6 + 0.2
     accent = torch.rand(3, generator=rng) * 0.6 + 0.2
-    third = (base + accent) / 2 * uniform(0.5, 1.2)
+    third = (base + accent) / 2 * uniform(rng, 0.5, 1.2)
     colors = tuple(tuple(round(float(v), 4) for v in c.clamp(0, 1)) for c in (base, accent, third))
     seed = int(torch.randint(1 << 30, (1,), generator=rng))
     photo = PHOTOS[seed % len(PHOTOS)] if kind == "photo" else ""
@@ -176,8 +178,8 @@ def _random_texture(rng: torch.Generator, families: tuple[str, ...], scale: floa
     return Texture(
         kind=kind,
         colors=colors,
-        scale=round(scale * uniform(0.7, 1.5), 4),
-        angle_deg=round(uniform(0, 180), 2),
+        scale=round(scale * uniform(rng, 0.7, 1.5), 4),
+        angle_deg=round(uniform(rng, 0, 180), 2),
         seed=seed,
         photo=photo,
     )
@@ -196,12 +198,9 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
     families = DOMAINS[domain]["textures"]
     objects = DOMAINS[domain]["objects"]
 
-    def uniform(lo: float, hi: float) -> float:
-        return lo + (hi - lo) * float(torch.rand(1, generator=rng))
-
     ground_y = 1.5
-    back = uniform(9.0, 13.0)
-    side = uniform(5.0, 7.0)
+    back = uniform(rng, 9.0, 13.0)
+    side = uniform(rng, 5.0, 7.0)
     prims = [
         Primitive(
             "plane", (0, ground_y, 0), _random_texture(rng, families, 1.2), normal=(0, -1, 0)
@@ -214,27 +213,27 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
     n_moving = int(torch.randint(1, 3, (1,), generator=rng)) if dynamic else 0
     for i in range(n_objects):
         kind = objects[int(torch.randint(len(objects), (1,), generator=rng))]
-        x, z = uniform(-3.0, 3.0), uniform(3.5, 9.0)
+        x, z = uniform(rng, -3.0, 3.0), uniform(rng, 3.5, 9.0)
         motion = Motion()
         if i < n_moving:
             if float(torch.rand(1, generator=rng)) < 0.5:
-                motion = Motion("linear", (uniform(-0.8, 0.8), 0.0, uniform(-0.4, 0.4)))
+                motion = Motion("linear", (uniform(rng, -0.8, 0.8), 0.0, uniform(rng, -0.4, 0.4)))
             else:
                 motion = Motion(
-                    "circular", radius=uniform(0.4, 1.0), angular_speed=uniform(0.8, 2.0)
+                    "circular", radius=uniform(rng, 0.4, 1.0), angular_speed=uniform(rng, 0.8, 2.0)
                 )
         if kind == "box":
-            half = (uniform(0.3, 0.9), uniform(0.3, 1.2), uniform(0.3, 0.9))
+            half = (uniform(rng, 0.3, 0.9), uniform(rng, 0.3, 1.2), uniform(rng, 0.3, 0.9))
             prim = Primitive(
                 "box",
                 (x, ground_y - half[1], z),
                 _random_texture(rng, families, 0.6),
                 size=half,
-                yaw_deg=uniform(0, 90),
+                yaw_deg=uniform(rng, 0, 90),
                 motion=motion,
             )
         elif kind == "sphere":
-            r = uniform(0.3, 0.9)
+            r = uniform(rng, 0.3, 0.9)
             prim = Primitive(
                 "sphere",
                 (x, ground_y - r, z),
@@ -243,7 +242,7 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
                 motion=motion,
             )
         else:
-            r, h = uniform(0.25, 0.7), uniform(0.4, 1.3)
+            r, h = uniform(rng, 0.25, 0.7), uniform(rng, 0.4, 1.3)
             prim = Primitive(
                 "cylinder",
                 (x, ground_y - h, z),
@@ -252,11 +251,11 @@ def generate_scene(seed: int, domain: str = "procedural", dynamic: bool = False)
                 motion=motion,
             )
         prims.append(prim)
-    light = (uniform(-0.6, 0.6), 1.0, uniform(0.2, 0.9))
+    light = (uniform(rng, -0.6, 0.6), 1.0, uniform(rng, 0.2, 0.9))
     return Scene(
         tuple(prims),
         light_direction=light,
-        ambient=round(uniform(0.3, 0.45), 3),
+        ambient=round(uniform(rng, 0.3, 0.45), 3),
         domain=domain,
         seed=seed,
     )
