@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import Tensor, nn
 
-from geogrpo.camera.se3 import check_pose
+from geogrpo.camera.se3 import check_pose, relative_to_first, w2c_to_c2w
 
 
 def add_camera_conditioning(model: nn.Module) -> nn.Module:
@@ -71,9 +70,7 @@ def relative_camera_features(w2c: Tensor) -> Tensor:
     check_pose("w2c", w2c)
     if w2c.ndim != 4:
         raise ValueError(f"w2c: expected [B, F, 4, 4], got {tuple(w2c.shape)}")
-    c2w = torch.linalg.inv(w2c)
-    rel = torch.linalg.inv(c2w[:, :1]) @ c2w
-    return rel[..., :3, :].flatten(-2)
+    return w2c_to_c2w(relative_to_first(w2c))[..., :3, :].flatten(-2)
 
 
 @contextmanager

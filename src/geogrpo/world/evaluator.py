@@ -83,6 +83,7 @@ from geogrpo.utils.checks import (
     check_same_shape,
     check_tensor,
 )
+from geogrpo.utils.video import to_uint8
 
 # DIS preset and the one setting we change (see the module docstring).
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -205,7 +206,7 @@ def evaluate_cameras(
         surface &= valid_mask.cpu()
     # Camera-frame points of every pixel centre; depth 1 where there is no surface (unused).
     points = unproject_depth(torch.where(surface, depth, torch.ones_like(depth)), k_all)
-    renders, videos = _to_u8(reference_frames), _to_u8(frames)  # [F, H, W, 3]
+    renders, videos = to_uint8(reference_frames), to_uint8(frames)  # [F, H, W, 3]
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)
     dis.setFinestScale(DIS_FINEST_SCALE)
     options = _Options(
@@ -330,12 +331,6 @@ def _check_inputs(
                 f"{valid_mask.dtype} {tuple(valid_mask.shape)}"
             )
     return f
-
-
-def _to_u8(video: Tensor) -> np.ndarray:
-    """``[F, H, W, 3]`` colours in [0, 1] -> uint8 RGB (DIS consumes 8-bit images)."""
-    rgb = (video.detach().to(torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
-    return rgb.cpu().numpy()
 
 
 def _local_stats(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
