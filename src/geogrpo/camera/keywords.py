@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from geogrpo.camera.presets import ARC_DEG, DOLLY, LIFT, PAN_DEG, PIVOT, TILT_DEG
-from geogrpo.camera.se3 import c2w_to_w2c, make_pose, so3_exp
+from geogrpo.camera.se3 import c2w_to_w2c, make_pose, skew, so3_exp
 from geogrpo.utils.checks import check_int_range, check_positive
 
 ROLL_DEG = 15.0
@@ -246,15 +246,7 @@ def parse_camera_motion(text: str) -> list[list[tuple[Tensor, Tensor]]]:
 def _se3_exp(omega: Tensor, v: Tensor) -> Tensor:
     """``exp`` of a body twist ``(omega [3], v [3])`` -> ``[4, 4]`` (closed form, screw motion)."""
     theta = float(omega.norm())
-    w = torch.zeros(3, 3, dtype=omega.dtype)
-    w[0, 1], w[0, 2], w[1, 0], w[1, 2], w[2, 0], w[2, 1] = (
-        -omega[2],
-        omega[1],
-        omega[2],
-        -omega[0],
-        -omega[1],
-        omega[0],
-    )
+    w = skew(omega)
     if theta < 1e-9:
         jac = torch.eye(3, dtype=omega.dtype) + 0.5 * w
     else:

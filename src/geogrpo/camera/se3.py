@@ -109,6 +109,19 @@ def relative_to_first(w2c: Tensor) -> Tensor:
     return w2c @ invert_pose(w2c[..., :1, :, :])
 
 
+def skew(v: Tensor) -> Tensor:
+    """Cross-product matrix ``[..., 3, 3]`` of ``v`` ``[..., 3]``: ``skew(a) b = a x b``."""
+    zero = torch.zeros_like(v[..., 0])
+    return torch.stack(
+        [
+            torch.stack([zero, -v[..., 2], v[..., 1]], dim=-1),
+            torch.stack([v[..., 2], zero, -v[..., 0]], dim=-1),
+            torch.stack([-v[..., 1], v[..., 0], zero], dim=-1),
+        ],
+        dim=-2,
+    )
+
+
 def so3_log(rotation: Tensor) -> Tensor:
     """Rotation vectors ``[..., 3]`` (axis * angle in radians) of rotations ``[..., 3, 3]``."""
     return roma.rotmat_to_rotvec(rotation)

@@ -14,21 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geogrpo.camera.se3 import check_intrinsics, check_pose, invert_pose
+from geogrpo.camera.se3 import check_intrinsics, check_pose, invert_pose, skew
 from geogrpo.utils.checks import check_choice, check_finite, check_positive
-
-
-def skew(v: Tensor) -> Tensor:
-    """Cross-product matrix ``[..., 3, 3]`` of ``v`` ``[..., 3]``: ``skew(a) b = a x b``."""
-    zero = torch.zeros_like(v[..., 0])
-    return torch.stack(
-        [
-            torch.stack([zero, -v[..., 2], v[..., 1]], dim=-1),
-            torch.stack([v[..., 2], zero, -v[..., 0]], dim=-1),
-            torch.stack([-v[..., 1], v[..., 0], zero], dim=-1),
-        ],
-        dim=-2,
-    )
 
 
 def fundamental_from_cameras(k1: Tensor, w2c1: Tensor, k2: Tensor, w2c2: Tensor) -> Tensor:
