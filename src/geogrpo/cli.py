@@ -18,12 +18,21 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         default = f.default
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
-        parser.add_argument(flag, dest=f.name, type=type(default), default=default, help=help_text)
+        if isinstance(default, tuple):
+            kind = type(default[0]) if default else str
+            parser.add_argument(
+                flag, dest=f.name, type=kind, nargs="+", default=default, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag, dest=f.name, type=type(default), default=default, help=help_text
+            )
 
 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     """Build ``cls`` from parsed flags; its ``__post_init__`` rejects bad values."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _run_toy(args: argparse.Namespace) -> int:
@@ -154,6 +163,34 @@ def _world_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from geogrpo.train import pretrain
+
+    if args.pretrain_command == "autoencoder":
+        metrics = pretrain.pretrain_autoencoder(
+            config_from_args(pretrain.AutoencoderPretrainConfig, args)
+        )
+    else:
+        metrics = pretrain.pretrain_policy(config_from_args(pretrain.PolicyPretrainConfig, args))
+    print("\n".join(f"{k}: {v}" for k, v in metrics.items()))
+    return 0
+
+
+def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
+    from geogrpo.train import pretrain
+
+    p = sub.add_parser(
+        "pretrain", help="supervised pretraining of the embedded tiny models (autoencoder, DiTs)"
+    )
+    psub = p.add_subparsers(dest="pretrain_command", metavar="MODEL", required=True)
+    ae = psub.add_parser("autoencoder", help="the embedded frame autoencoder")
+    add_dataclass_arguments(ae, pretrain.AutoencoderPretrainConfig)
+    ae.set_defaults(func=_pretrain)
+    dit = psub.add_parser("policy", help="a tiny Wan DiT + text encoder for one conditioning")
+    add_dataclass_arguments(dit, pretrain.PolicyPretrainConfig)
+    dit.set_defaults(func=_pretrain)
+
+
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:
     from geogrpo.world.datasets import SPLITS
     from geogrpo.world.paths import PATH_KINDS
@@ -225,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     toy.set_defaults(func=_run_toy)
     _add_world_commands(sub)
+    _add_pretrain_commands(sub)
     return parser
 
 

@@ -213,3 +213,9 @@ def denoising_reduction_timesteps(
         flow_matching_timesteps(num_train_steps, shift),
         flow_matching_timesteps(num_inference_steps, shift),
     )
+
+
+def ode_plan(timesteps: Tensor) -> StepPlan:
+    """Deterministic sampling: every step an ODE step, nothing trained."""
+    n = _check_grid(timesteps)
+    return StepPlan(timesteps, (False,) * n, (False,) * n)

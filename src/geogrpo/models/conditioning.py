@@ -1,0 +1,276 @@
+"""Conditionings: how a condition enters the DiT, one small class each, composed by ``VideoPolicy``.
+
+* ``t2v``: text only (VGGRPO).
+* ``warped_noise_t2v``: text, plus initial noise transported along the camera the caption's
+  camera words describe (World-R1); the denoiser is the t2v one.
+* ``camera_v2v`` (ReCamMaster, Geo-Align): source latents concatenated before the noisy target
+  along frames; per-block camera encoder/projector on self-attention; only the target half is
+  denoised and scored.
+* ``reproj_v2v`` (TrajectoryCrafter, DEVIS-GRPO): the source warped into the target cameras (a
+  per-frame point-cloud render) and its hole mask, encoded and concatenated as input channels.
+
+Cameras are OpenCV world-to-camera ``[B, F, 4, 4]`` over pixel frames; a latent frame ``k`` uses
+pixel frame ``4k`` (the last frame it covers, Wan's causal layout). For the v2v conditionings the
+camera path is the target relative to the source camera at the same frame
+(``target_w2c[f] = relative[f] @ source_w2c[f]``), which is what a user specifies (a preset).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geogrpo.camera.keywords import camera_keywords_to_trajectory, camera_text_from_prompt
+from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov
+from geogrpo.geometry.warp import forward_warp
+from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, fold_frames
+from geogrpo.models.camera import add_camera_conditioning, camera_inputs
+from geogrpo.models.noise import warped_initial_noise
+from geogrpo.utils.checks import check_choice
+from geogrpo.world.render import DEFAULT_FOV_DEG
+
+
+@dataclass
+class Condition:
+    """One batch's condition; a conditioning reads only the fields it needs.
+
+    ``prepare`` turns raw inputs (videos, depth, cameras) into latent-space fields once, so a
+    GRPO group reuses them across every denoising step.
+    """
+
+    prompts: list[str]
+    text: Tensor | None = None  # [B, L, D] text-encoder states
+    cameras: Tensor | None = None  # [B, F, 4, 4] w2c; v2v: target relative to source
+    intrinsics: Tensor | None = None  # [B, 3, 3] pixels
+    source_latents: Tensor | None = None  # [B, C, F_lat, h, w] camera_v2v
+    reproj_latents: Tensor | None = None  # [B, C, F_lat, h, w] reproj_v2v
+    reproj_mask: Tensor | None = None  # [B, 4, F_lat, h, w] reproj_v2v, 1 = hole
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def repeat(self, times: int) -> Condition:
+        """Each condition ``times`` times in a row (a GRPO group per condition)."""
+
+        def rep(x):
+            return None if x is None else x.repeat_interleave(times, dim=0)
+
+        return replace(
+            self,
+            prompts=[p for p in self.prompts for _ in range(times)],
+            **{k: rep(getattr(self, k)) for k in _TENSOR_FIELDS},
+        )
+
+
+_TENSOR_FIELDS = (
+    "text",
+    "cameras",
+    "intrinsics",
+    "source_latents",
+    "reproj_latents",
+    "reproj_mask",
+)
+
+
+class Conditioning:
+    """Base: text-to-video. Subclasses override only what they change."""
+
+    name = "t2v"
+
+    def extra_channels(self, latent_channels: int) -> int:
+        """Input channels beyond the noisy latents."""
+        return 0
+
+    def attach(self, transformer: nn.Module) -> None:
+        """Add conditioning modules to a freshly built transformer."""
+
+    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+        """Fill latent-space fields from raw inputs (see each subclass)."""
+        return condition
+
+    def model_input(self, latents: Tensor, condition: Condition) -> Tensor:
+        return latents
+
+    def context(self, transformer: nn.Module, condition: Condition, latents: Tensor):
+        return nullcontext()
+
+    def output(self, prediction: Tensor, latents: Tensor) -> Tensor:
+        return prediction
+
+    def initial_noise(
+        self, shape: tuple[int, ...], condition: Condition, generator: torch.Generator | None
+    ) -> Tensor:
+        return torch.randn(shape, generator=generator)
+
+
+class WarpedNoiseT2V(Conditioning):
+    """World-R1: the t2v denoiser started from camera-warped noise."""
+
+    name = "warped_noise_t2v"
+
+    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+        if condition.cameras is None:
+            frames = inputs.get("num_frames")
+            if frames is None:
+                raise ValueError("num_frames: warped_noise_t2v needs the clip length for cameras")
+            cams = [
+                camera_keywords_to_trajectory(camera_text_from_prompt(p), int(frames))
+                for p in condition.prompts
+            ]
+            condition = replace(condition, cameras=torch.stack(cams))
+        if condition.intrinsics is None:
+            size = inputs.get("image_size")
+            if size is None:
+                raise ValueError("image_size: warped_noise_t2v needs (H, W) for intrinsics")
+            k = intrinsics_from_fov(DEFAULT_FOV_DEG, *size)
+            condition = replace(condition, intrinsics=k.expand(len(condition), 3, 3))
+        return condition
+
+    def initial_noise(
+        self, shape: tuple[int, ...], condition: Condition, generator: torch.Generator | None
+    ) -> Tensor:
+        if condition.cameras is None or condition.intrinsics is None:
+            raise ValueError("condition: warped_noise_t2v needs cameras and intrinsics (prepare)")
+        b, c, _, h, w = shape
+        size = (h * SPATIAL_STRIDE, w * SPATIAL_STRIDE)
+        return torch.stack(
+            [
+                warped_initial_noise(
+                    condition.cameras[i], condition.intrinsics[i], size, c, generator=generator
+                )
+                for i in range(b)
+            ]
+        )
+
+
+class CameraV2V(Conditioning):
+    """ReCamMaster: frame-concatenated source latents + per-block camera modules."""
+
+    name = "camera_v2v"
+
+    def attach(self, transformer: nn.Module) -> None:
+        add_camera_conditioning(transformer)
+
+    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+        if condition.source_latents is None:
+            source = inputs.get("source_video")
+            if source is None:
+                raise ValueError("source_video: camera_v2v needs the source video [B, 3, F, H, W]")
+            condition = replace(condition, source_latents=policy.encode(source))
+        if condition.cameras is None:
+            raise ValueError("cameras: camera_v2v needs the target path [B, F, 4, 4]")
+        check_pose("cameras", condition.cameras)
+        return condition
+
+    def model_input(self, latents: Tensor, condition: Condition) -> Tensor:
+        src = condition.source_latents
+        if src is None or src.shape != latents.shape:
+            raise ValueError(
+                f"condition: source latents {None if src is None else tuple(src.shape)} must "
+                f"match the target latents {tuple(latents.shape)}"
+            )
+        return torch.cat([src.to(latents), latents], dim=2)
+
+    def context(self, transformer: nn.Module, condition: Condition, latents: Tensor):
+        cams = _latent_frame_cameras(condition.cameras, latents.shape[2])
+        patch = transformer.config.patch_size
+        tokens = (latents.shape[3] // patch[1]) * (latents.shape[4] // patch[2])
+        return camera_inputs(transformer, cams, tokens, clips=2)
+
+    def output(self, prediction: Tensor, latents: Tensor) -> Tensor:
+        return prediction[:, :, latents.shape[2] :]
+
+
+class ReprojV2V(Conditioning):
+    """TrajectoryCrafter: point-cloud render of the source + hole mask as input channels."""
+
+    name = "reproj_v2v"
+
+    def extra_channels(self, latent_channels: int) -> int:
+        return latent_channels + TEMPORAL_STRIDE
+
+    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+        if condition.reproj_latents is None or condition.reproj_mask is None:
+            needed = ("source_video", "source_depth", "source_w2c")
+            missing = [k for k in needed if inputs.get(k) is None]
+            if missing or condition.cameras is None or condition.intrinsics is None:
+                raise ValueError(
+                    "condition: reproj_v2v needs source_video [B, 3, F, H, W], source_depth "
+                    "[B, F, H, W], source_w2c [B, F, 4, 4], cameras (relative target path) and "
+                    f"intrinsics; missing {missing or 'cameras/intrinsics'}"
+                )
+            render, holes = reproject_source(
+                inputs["source_video"],
+                inputs["source_depth"],
+                inputs["source_w2c"],
+                condition.cameras,
+                condition.intrinsics,
+            )
+            condition = replace(
+                condition, reproj_latents=policy.encode(render), reproj_mask=latent_mask(holes)
+            )
+        return condition
+
+    def model_input(self, latents: Tensor, condition: Condition) -> Tensor:
+        r, m = condition.reproj_latents, condition.reproj_mask
+        if r is None or m is None:
+            raise ValueError("condition: reproj_v2v needs reproj_latents and reproj_mask (prepare)")
+        return torch.cat([latents, r.to(latents), m.to(latents)], dim=1)
+
+
+def reproject_source(
+    source_video: Tensor,  # [B, 3, F, H, W] in [-1, 1]
+    source_depth: Tensor,  # [B, F, H, W] z-depth
+    source_w2c: Tensor,  # [B, F, 4, 4]
+    relative_w2c: Tensor,  # [B, F, 4, 4] target relative to source
+    intrinsics: Tensor,  # [B, 3, 3]
+) -> tuple[Tensor, Tensor]:
+    """Warp each source frame into its target camera: render ``[B, 3, F, H, W]`` (holes -1, i.e.
+    black) and holes ``[B, F, H, W]`` bool. Per-frame, so moving objects are where they are."""
+    check_intrinsics("intrinsics", intrinsics)
+    target_w2c = relative_w2c @ source_w2c
+    k = intrinsics[:, None]  # [B, 1, 3, 3]
+    out = forward_warp(
+        source_video.permute(0, 2, 3, 4, 1),
+        source_depth,
+        k,
+        source_w2c,
+        k,
+        target_w2c,
+        background=-1.0,
+    )
+    return out.image.permute(0, 4, 1, 2, 3), out.holes
+
+
+def latent_mask(holes: Tensor) -> Tensor:
+    """Pixel holes ``[B, 4k + 1, H, W]`` -> hole share per latent cell, folded like the latents
+    (4 pixel frames per latent frame, Wan's inpainting-mask layout): ``[B, 4, k + 1, h, w]``."""
+    pooled = F.avg_pool2d(holes.float().flatten(0, 1)[:, None], SPATIAL_STRIDE)
+    pooled = pooled.view(*holes.shape[:2], *pooled.shape[-2:])[:, None]  # [B, 1, F, h, w]
+    return fold_frames(pooled)
+
+
+def _latent_frame_cameras(cameras: Tensor | None, latent_frames: int) -> Tensor:
+    if cameras is None:
+        raise ValueError("condition: cameras are required")
+    f = cameras.shape[1]
+    if f != (latent_frames - 1) * TEMPORAL_STRIDE + 1:
+        raise ValueError(
+            f"cameras: {f} cameras for {latent_frames} latent frames; expected one per pixel "
+            f"frame, {(latent_frames - 1) * TEMPORAL_STRIDE + 1}"
+        )
+    return cameras[:, ::TEMPORAL_STRIDE]
+
+
+CONDITIONINGS: dict[str, type[Conditioning]] = {
+    c.name: c for c in (Conditioning, WarpedNoiseT2V, CameraV2V, ReprojV2V)
+}
+
+
+def make_conditioning(name: str) -> Conditioning:
+    check_choice("conditioning", name, tuple(CONDITIONINGS))
+    return CONDITIONINGS[name]()

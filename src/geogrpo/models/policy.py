@@ -1,0 +1,278 @@
+"""``VideoPolicy``: a Wan DiT + video autoencoder + text encoder + one conditioning.
+
+The policy is what GRPO updates: ``velocity(latents, t, condition)`` is the flow-matching
+prediction ``v = eps - x0`` at time ``t`` (``t = 1`` noise). The autoencoder and text encoder
+are frozen helpers; only the transformer (or its adapters / camera modules) trains.
+
+Two on-disk layouts load through :meth:`VideoPolicy.from_pretrained`:
+
+* ours (``save_pretrained``): ``policy.json``, ``transformer/`` (diffusers config + safetensors,
+  conditioning modules included), ``autoencoder/``, ``text_encoder/``, ``manifest.json``.
+  Shipped tiny checkpoints load by name (``"tiny-t2v"``, ``"tiny-camera-v2v"``, ...).
+* a diffusers-format Wan2.1 checkpoint (``model_index.json``, ``transformer/``, ``vae/``,
+  ``text_encoder/``, ``tokenizer/``): the full-scale path.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from geogrpo.models.autoencoder import (
+    SPATIAL_STRIDE,
+    check_video_shape,
+    latent_frames,
+    load_autoencoder,
+)
+from geogrpo.models.conditioning import Condition, Conditioning, make_conditioning
+from geogrpo.models.params import select_trainable
+from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
+from geogrpo.models.wan import check_local_checkpoint
+from geogrpo.utils.io import atomic_path, atomic_write_json
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+# Shipped checkpoints; warped_noise_t2v reuses the t2v weights (the noise is the only change).
+SHIPPED = {
+    "tiny-t2v": ("tiny-t2v", "t2v"),
+    "tiny-warped-noise-t2v": ("tiny-t2v", "warped_noise_t2v"),
+    "tiny-camera-v2v": ("tiny-camera-v2v", "camera_v2v"),
+    "tiny-reproj-v2v": ("tiny-reproj-v2v", "reproj_v2v"),
+}
+TRANSFORMER_WEIGHTS = "diffusion_pytorch_model.safetensors"
+_T2V_FAMILY = {"t2v", "warped_noise_t2v"}  # same weights, different initial noise
+
+
+def tiny_transformer_config(
+    latent_channels: int,
+    conditioning: Conditioning,
+    text_dim: int,
+    layers: int = 4,
+    heads: int = 4,
+    head_dim: int = 32,
+    ffn_dim: int = 256,
+) -> dict:
+    """A small ``WanTransformer3DModel`` config for the embedded scale (same class as 1.3B)."""
+    return {
+        "patch_size": (1, 2, 2),
+        "num_attention_heads": heads,
+        "attention_head_dim": head_dim,
+        "in_channels": latent_channels + conditioning.extra_channels(latent_channels),
+        "out_channels": latent_channels,
+        "text_dim": text_dim,
+        "freq_dim": 64,
+        "ffn_dim": ffn_dim,
+        "num_layers": layers,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        "rope_max_seq_len": 256,
+    }
+
+
+class VideoPolicy(nn.Module):
+    """See the module docstring. ``autocast_dtype`` (e.g. ``torch.bfloat16``) switches mixed
+    precision for the transformer on CPU and GPU alike."""
+
+    def __init__(
+        self,
+        transformer: nn.Module,
+        autoencoder: nn.Module,
+        text_encoder: nn.Module,
+        conditioning: Conditioning,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.autoencoder = autoencoder.requires_grad_(False).eval()
+        self.text_encoder = text_encoder.requires_grad_(False).eval()
+        self.conditioning = conditioning
+        self.autocast_dtype = autocast_dtype
+        expected = autoencoder.latent_channels
+        expected += conditioning.extra_channels(expected)
+        if self.transformer_config.in_channels != expected:
+            raise ValueError(
+                f"transformer: in_channels {self.transformer_config.in_channels} does not fit "
+                f"{conditioning.name} on a {autoencoder.latent_channels}-channel autoencoder "
+                f"(expected {expected})"
+            )
+
+    @property
+    def transformer_config(self):
+        return self.transformer.config
+
+    @property
+    def latent_channels(self) -> int:
+        return self.autoencoder.latent_channels
+
+    # -- encoders -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, video: Tensor) -> Tensor:
+        """``[B, 3, 4k + 1, H, W]`` in ``[-1, 1]`` -> latents ``[B, C, k + 1, H / 8, W / 8]``."""
+        self.check_video(video)
+        return self.autoencoder.encode(video.float())
+
+    def decode(self, latents: Tensor, clamp: bool = True) -> Tensor:
+        return self.autoencoder.decode(latents.float(), clamp=clamp)
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> Tensor:
+        return self.text_encoder(list(prompts))
+
+    def check_video(self, video: Tensor) -> None:
+        patch = self.transformer_config.patch_size
+        check_video_shape(video, SPATIAL_STRIDE * max(patch[1], patch[2]))
+
+    def latent_shape(self, batch: int, num_frames: int, height: int, width: int) -> tuple:
+        """Latent shape of ``batch`` clips; checks Wan frame counts and divisibility."""
+        self.check_video(torch.empty(1, 3, num_frames, height, width, device="meta"))
+        return (
+            batch,
+            self.latent_channels,
+            latent_frames(num_frames),
+            height // SPATIAL_STRIDE,
+            width // SPATIAL_STRIDE,
+        )
+
+    def prepare(self, prompts: list[str], **inputs: Tensor) -> Condition:
+        """Encode text and everything the conditioning needs, once per batch."""
+        condition = Condition(
+            prompts=list(prompts),
+            text=self.encode_text(prompts),
+            cameras=inputs.pop("cameras", None),
+            intrinsics=inputs.pop("intrinsics", None),
+        )
+        return self.conditioning.prepare(self, condition, **inputs)
+
+    def initial_noise(
+        self,
+        condition: Condition,
+        num_frames: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        shape = self.latent_shape(len(condition), num_frames, height, width)
+        return self.conditioning.initial_noise(shape, condition, generator)
+
+    # -- the denoiser -------------------------------------------------------------------------
+
+    def velocity(self, latents: Tensor, t: Tensor | float, condition: Condition) -> Tensor:
+        """Flow-matching velocity ``[B, C, F, h, w]`` (float32) at times ``t`` in ``[0, 1]``."""
+        if condition.text is None:
+            raise ValueError("condition: no text states; build conditions with policy.prepare")
+        if len(condition) != latents.shape[0]:
+            raise ValueError(
+                f"condition: {len(condition)} conditions for a batch of {latents.shape[0]} latents"
+            )
+        t = torch.as_tensor(t, dtype=torch.float32, device=latents.device).expand(latents.shape[0])
+        x = self.conditioning.model_input(latents, condition)
+        autocast = (
+            torch.autocast(latents.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else nullcontext()
+        )
+        with autocast, self.conditioning.context(self.transformer, condition, latents):
+            out = self.transformer(
+                hidden_states=x,
+                timestep=t * 1000.0,  # Wan's timestep embedding expects [0, 1000]
+                encoder_hidden_states=condition.text.to(latents.device),
+                return_dict=False,
+            )[0]
+        return self.conditioning.output(out, latents).float()
+
+    def select_trainable(self, selector: str) -> list[str]:
+        """Choose what trains: ``full``, ``lora``, ``self_attention`` or ``camera``."""
+        return select_trainable(self.transformer, selector)
+
+    def enable_gradient_checkpointing(self) -> None:
+        base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
+        base.enable_gradient_checkpointing()
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write our layout (atomic files). With LoRA attached this saves the base transformer;
+        adapters are saved separately (:func:`geogrpo.models.params.save_adapter`)."""
+        out = Path(directory)
+        transformer = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
+        (out / "transformer").mkdir(parents=True, exist_ok=True)
+        config = {k: v for k, v in dict(transformer.config).items() if not k.startswith("_")}
+        atomic_write_json(
+            out / "transformer" / "config.json", {"_class_name": "WanTransformer3DModel", **config}
+        )
+        state = {k: v.detach().contiguous() for k, v in transformer.state_dict().items()}
+        with atomic_path(out / "transformer" / TRANSFORMER_WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        self.autoencoder.save_pretrained(out / "autoencoder")
+        self.text_encoder.save_pretrained(out / "text_encoder")
+        atomic_write_json(out / "policy.json", {"conditioning": self.conditioning.name})
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, conditioning: str | None = None, **kwargs
+    ) -> VideoPolicy:
+        """Load a shipped tiny policy by name, our layout, or a diffusers Wan2.1 folder."""
+        if str(name_or_path) in SHIPPED:
+            folder, default = SHIPPED[str(name_or_path)]
+            root = PRETRAINED_DIR / folder
+            conditioning = conditioning or default
+        else:
+            root = Path(name_or_path)
+        if (root / "model_index.json").is_file():
+            return cls._from_wan_checkpoint(root, conditioning or "t2v", **kwargs)
+        if not (root / "policy.json").is_file():
+            shipped = ", ".join(SHIPPED)
+            raise FileNotFoundError(
+                f"name_or_path: {name_or_path!r} is neither a shipped policy ({shipped}), a folder "
+                "written by VideoPolicy.save_pretrained (policy.json), nor a diffusers-format "
+                "Wan2.1 checkpoint (model_index.json)"
+            )
+        saved = json.loads((root / "policy.json").read_text(encoding="utf-8"))
+        cond = make_conditioning(conditioning or saved["conditioning"])
+        if cond.name != saved["conditioning"] and {cond.name, saved["conditioning"]} != _T2V_FAMILY:
+            raise ValueError(
+                f"conditioning: {cond.name!r} does not fit weights trained for "
+                f"{saved['conditioning']!r}"
+            )
+        config = json.loads((root / "transformer" / "config.json").read_text(encoding="utf-8"))
+        config = {k: v for k, v in config.items() if not k.startswith("_")}
+        config["patch_size"] = tuple(config["patch_size"])
+        transformer = WanTransformer3DModel(**config)
+        cond.attach(transformer)
+        transformer.load_state_dict(load_file(str(root / "transformer" / TRANSFORMER_WEIGHTS)))
+        return cls(
+            transformer,
+            load_autoencoder(root / "autoencoder"),
+            GrammarTextEncoder.from_pretrained(root / "text_encoder"),
+            cond,
+            **kwargs,
+        )
+
+    @classmethod
+    def _from_wan_checkpoint(cls, root: Path, conditioning: str, **kwargs) -> VideoPolicy:
+        check_local_checkpoint(root)
+        from geogrpo.models.autoencoder import WanVideoAutoencoder
+
+        cond = make_conditioning(conditioning)
+        if cond.extra_channels(16):
+            raise ValueError(
+                f"conditioning: {conditioning!r} changes the input channels; a Wan2.1 T2V "
+                "checkpoint needs its patch embedding widened first (TrajectoryCrafter weights)"
+            )
+        transformer = WanTransformer3DModel.from_pretrained(str(root / "transformer"))
+        cond.attach(transformer)
+        return cls(
+            transformer,
+            WanVideoAutoencoder.from_pretrained(root / "vae"),
+            UMT5TextEncoder.from_pretrained(root),
+            cond,
+            **kwargs,
+        )

@@ -1,0 +1,145 @@
+"""Text encoders: Wan's UMT5 at full scale, a tiny learned encoder over the world's grammar.
+
+Both return ``[B, L, text_dim]`` states with padding positions zeroed (Wan feeds UMT5 states
+padded with zeros to the transformer's cross-attention), so the DiT needs no mask.
+
+:class:`GrammarTextEncoder` is the **embedded stand-in** for UMT5: a word-level vocabulary read
+from the procedural world's caption grammar (unknown words, e.g. the held-out photo names, map to
+``<unk>``) and a 2-layer transformer encoder trained jointly with the tiny DiT.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from geogrpo.utils.checks import check_int_range
+from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.world import datasets as grammar
+
+_SPECIAL = ("<pad>", "<unk>")
+
+
+def grammar_vocabulary() -> list[str]:
+    """Every word the caption grammar can emit (scene description + camera sentence)."""
+    words = {
+        *split_words("A room with a moving, covered in photo and the camera then while."),
+        *grammar._COLOR_NAMES,
+        *grammar._TEXTURE_WORDS.values(),
+        *grammar._SHAPE_WORDS.values(),
+        *(w for phrase in grammar._CAMERA_PHRASES for w in phrase.split()),
+        *(w.strip() for w in grammar._SPEED_WORDS if w.strip()),
+    }
+    return [*_SPECIAL, *sorted(words)]
+
+
+def split_words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+|[,.]", text.lower())
+
+
+class GrammarTextEncoder(nn.Module):
+    """Embedded stand-in for UMT5 (see the module docstring)."""
+
+    def __init__(
+        self,
+        vocabulary: list[str] | None = None,
+        dim: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        max_length: int = 48,
+    ) -> None:
+        super().__init__()
+        self.vocabulary = list(vocabulary or grammar_vocabulary())
+        if self.vocabulary[: len(_SPECIAL)] != list(_SPECIAL):
+            raise ValueError(f"vocabulary: must start with {_SPECIAL}")
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.max_length = check_int_range("max_length", max_length, 1)
+        self.config = {"dim": dim, "layers": layers, "heads": heads, "max_length": max_length}
+        self.text_dim = dim
+        self.embed = nn.Embedding(len(self.vocabulary), dim, padding_idx=0)
+        self.position = nn.Parameter(torch.zeros(max_length, dim))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+
+    def tokenize(self, prompts: list[str]) -> Tensor:
+        """Token ids ``[B, max_length]`` (0 = padding); longer prompts are an error, not a cut."""
+        ids = torch.zeros(len(prompts), self.max_length, dtype=torch.long)
+        for b, prompt in enumerate(prompts):
+            words = split_words(prompt)
+            if len(words) > self.max_length:
+                raise ValueError(
+                    f"prompts: {prompt!r} has {len(words)} words; this encoder reads at most "
+                    f"{self.max_length}"
+                )
+            ids[b, : len(words)] = torch.tensor(
+                [self.index.get(w, 1) for w in words] or [], dtype=torch.long
+            )
+        return ids
+
+    def forward(self, prompts: list[str]) -> Tensor:
+        """``[B, max_length, dim]`` states, zero at padding."""
+        ids = self.tokenize(prompts).to(self.embed.weight.device)
+        pad = ids == 0
+        x = self.embed(ids) + self.position
+        x = self.norm(self.encoder(x, src_key_padding_mask=pad))
+        return x.masked_fill(pad[..., None], 0.0)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            directory / "config.json",
+            {"class": "GrammarTextEncoder", "vocabulary": self.vocabulary, **self.config},
+        )
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GrammarTextEncoder:
+        directory = Path(directory)
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        config.pop("class")
+        model = cls(**config)
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        return model
+
+
+class UMT5TextEncoder(nn.Module):
+    """Wan's text encoder (UMT5-XXL encoder, 4096-d states, 512 tokens) from a local checkpoint."""
+
+    def __init__(self, encoder: nn.Module, tokenizer: object, max_length: int = 512) -> None:
+        super().__init__()
+        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        self.text_dim = encoder.config.d_model
+
+    def forward(self, prompts: list[str]) -> Tensor:
+        tok = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        device = next(self.encoder.parameters()).device
+        mask = tok.attention_mask.to(device)
+        states = self.encoder(tok.input_ids.to(device), attention_mask=mask).last_hidden_state
+        return states * mask[..., None].to(states.dtype)
+
+    @classmethod
+    def from_pretrained(cls, root: str | Path) -> UMT5TextEncoder:
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        root = Path(root)
+        return cls(
+            UMT5EncoderModel.from_pretrained(str(root / "text_encoder")),
+            AutoTokenizer.from_pretrained(str(root / "tokenizer")),
+        )

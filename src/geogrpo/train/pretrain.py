@@ -1,0 +1,375 @@
+"""Supervised pretraining of the embedded default models on the procedural world's train split.
+
+First the autoencoder (frame reconstruction), then one tiny DiT per conditioning (flow matching
+on latents of the frozen autoencoder, text encoder trained jointly). Both are plain step-counted
+loops with a fixed seed; each writes its checkpoint, a JSONL/TensorBoard log and a
+``manifest.json`` (command, seed, data, wall time, metrics, sha256 of every weight file).
+This is SFT, not the GRPO trainer: it makes the base models GRPO then post-trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import WanTransformer3DModel
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from geogrpo.models.autoencoder import (
+    FrameAutoencoder,
+    frame_reconstruction_loss,
+    load_autoencoder,
+)
+from geogrpo.models.conditioning import (
+    Condition,
+    Conditioning,
+    latent_mask,
+    make_conditioning,
+    reproject_source,
+)
+from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy, tiny_transformer_config
+from geogrpo.models.text import GrammarTextEncoder
+from geogrpo.train.logging import RunLogger
+from geogrpo.utils.checks import check_int_range, check_positive
+from geogrpo.utils.io import atomic_write_json
+from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, check_training_split
+
+
+def psnr(a: Tensor, b: Tensor, data_range: float = 2.0) -> float:
+    """PSNR in dB of videos in ``[-1, 1]`` (``data_range`` 2)."""
+    mse = float(((a - b) ** 2).mean())
+    return 10 * math.log10(data_range**2 / max(mse, 1e-12))
+
+
+def load_videos(kind: str, split: str, n: int, data_dir: str | Path, key: str) -> Tensor:
+    """``n`` clips as ``uint8 [n, 3, F, H, W]`` from (or into) the dataset cache ``data_dir``."""
+    cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
+    ds = cls(split, n, cache_dir=Path(data_dir) / split)
+    items = (ds[i][key] for i in tqdm(range(n), desc=f"load {split} {key}", leave=False))
+    return torch.stack([(v * 255).round().to(torch.uint8).permute(3, 0, 1, 2) for v in items])
+
+
+def to_signed(video_u8: Tensor) -> Tensor:
+    return video_u8.float() / 127.5 - 1.0
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(out: Path, config: Any, metrics: dict[str, Any], wall_s: float) -> Path:
+    """Record how a checkpoint was made, next to it; sha256 covers every weight file."""
+    weights = sorted(p for p in out.rglob("*.safetensors"))
+    manifest = {
+        "command": " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]])
+        if Path(sys.argv[0]).name == "geogrpo"
+        else " ".join(shlex.quote(a) for a in sys.argv),
+        "config": asdict(config),
+        "seed": config.seed,
+        "data": f"procedural world: train split items 0-{config.n_train - 1}, dataset seed 0; "
+        f"val split items 0-{config.n_val - 1} for metrics",
+        "wall_time_s": round(wall_s, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "metrics": metrics,
+        "sha256": {str(p.relative_to(out)): file_sha256(p) for p in weights},
+    }
+    return atomic_write_json(out / "manifest.json", manifest)
+
+
+@dataclass
+class AutoencoderPretrainConfig:
+    """Settings of ``geogrpo pretrain autoencoder``."""
+
+    out: str = "runs/pretrain/tiny-autoencoder"
+    data_dir: str = "data/t2v"
+    n_train: int = 900
+    n_val: int = 64
+    steps: int = 3000
+    batch_frames: int = 16
+    crop: int = 64
+    lr: float = 1e-3
+    latent_noise: float = 0.05
+    frame_channels: int = 16
+    widths: tuple[int, ...] = (16, 32, 64)
+    eval_every: int = 250
+    seed: int = 0
+    stats_clips: int = 128
+
+    def __post_init__(self) -> None:
+        check_int_range("steps", self.steps, 1)
+        check_int_range("batch_frames", self.batch_frames, 1)
+        check_positive("lr", self.lr)
+        if self.crop % 8:
+            raise ValueError(f"crop: {self.crop} must be a multiple of 8 (the encoder's stride)")
+
+
+def evaluate_autoencoder(model: FrameAutoencoder, videos_u8: Tensor, batch: int = 4) -> float:
+    """Mean PSNR (dB) of full clips through ``encode`` -> ``decode`` (clamped)."""
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(videos_u8), batch):
+            x = to_signed(videos_u8[i : i + batch])
+            scores.append(psnr(model.decode(model.encode(x)), x))
+    model.train()
+    return sum(scores) / len(scores)
+
+
+def latent_statistics(model: FrameAutoencoder, videos_u8: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of raw (folded) latents, for normalisation."""
+    model.latents_mean.zero_()
+    model.latents_std.fill_(1.0)
+    with torch.no_grad():
+        z = torch.cat(
+            [model.encode(to_signed(videos_u8[i : i + 8])) for i in range(0, len(videos_u8), 8)]
+        )
+    dims = (0, 2, 3, 4)
+    return z.mean(dim=dims), z.std(dim=dims).clamp_min(1e-4)
+
+
+def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
+    check_training_split("train")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    train = load_videos("t2v", "train", cfg.n_train, cfg.data_dir, "video")
+    val = load_videos("t2v", "val", cfg.n_val, cfg.data_dir, "video")
+    frames = train.transpose(1, 2).reshape(-1, *train.shape[1:2], *train.shape[3:])  # [N*F,3,H,W]
+    model = FrameAutoencoder(cfg.frame_channels, tuple(cfg.widths))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    size = frames.shape[-1]
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    with RunLogger(out / "logs") as logger:
+        bar = tqdm(range(1, cfg.steps + 1), desc="pretrain autoencoder")
+        for step in bar:
+            idx = torch.randint(len(frames), (cfg.batch_frames,), generator=gen)
+            y0, x0 = torch.randint(size - cfg.crop + 1, (2,), generator=gen).tolist()
+            x = to_signed(frames[idx, :, y0 : y0 + cfg.crop, x0 : x0 + cfg.crop])
+            z = model.encode_frames(x)
+            z = z + cfg.latent_noise * z.detach().std() * torch.randn(z.shape, generator=gen)
+            loss = frame_reconstruction_loss(model.decode_frames(z), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            row = {"loss": float(loss), "lr": sched.get_last_lr()[0]}
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                row["val_psnr_db"] = evaluate_autoencoder(model, val)
+                bar.set_postfix(val_psnr=f"{row['val_psnr_db']:.2f}")
+            logger.log(step, row)
+        mean, std = latent_statistics(model, train[: cfg.stats_clips])
+        model.latents_mean.copy_(mean)
+        model.latents_std.copy_(std)
+        metrics = {
+            "val_psnr_db": evaluate_autoencoder(model, val),
+            "train_psnr_db": evaluate_autoencoder(model, train[: cfg.n_val]),
+            "params": sum(p.numel() for p in model.parameters()),
+            "steps": cfg.steps,
+        }
+        logger.log(cfg.steps, {"final_val_psnr_db": metrics["val_psnr_db"]})
+    wall = time.perf_counter() - start
+    model.save_pretrained(out)
+    write_manifest(out, cfg, metrics, wall)
+    return metrics
+
+
+@dataclass
+class PolicyPretrainConfig:
+    """Settings of ``geogrpo pretrain policy``: one tiny DiT (+ text encoder) per conditioning."""
+
+    conditioning: str = "t2v"
+    autoencoder: str = "tiny-autoencoder"
+    out: str = "runs/pretrain/tiny-t2v"
+    data_dir: str = "data"
+    n_train: int = 900
+    n_val: int = 32
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 5e-4
+    layers: int = 4
+    heads: int = 4
+    head_dim: int = 32
+    ffn_dim: int = 256
+    text_dim: int = 64
+    eval_every: int = 500
+    sample_steps: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int_range("steps", self.steps, 1)
+        check_int_range("batch", self.batch, 1)
+        check_int_range("layers", self.layers, 1)
+        check_positive("lr", self.lr)
+
+
+@dataclass
+class LatentSet:
+    """Pre-encoded training items for one conditioning (the autoencoder is frozen)."""
+
+    prompts: list[str]
+    target: Tensor  # [N, C, F_lat, h, w]
+    source: Tensor | None = None  # [N, C, F_lat, h, w] camera_v2v
+    cameras: Tensor | None = None  # [N, F, 4, 4] camera_v2v: target relative to source
+    reproj: Tensor | None = None  # [N, C, F_lat, h, w] reproj_v2v
+    reproj_mask: Tensor | None = None  # [N, 4, F_lat, h, w] reproj_v2v
+
+    def condition(self, idx: Tensor, text: Tensor) -> Condition:
+        def pick(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[idx]
+
+        return Condition(
+            prompts=[self.prompts[i] for i in idx.tolist()],
+            text=text,
+            cameras=pick(self.cameras),
+            source_latents=pick(self.source),
+            reproj_latents=pick(self.reproj),
+            reproj_mask=pick(self.reproj_mask),
+        )
+
+
+def encode_items(
+    conditioning: Conditioning, autoencoder: torch.nn.Module, items: list[dict[str, Any]]
+) -> LatentSet:
+    """Turn dataset items into latents for ``conditioning`` (batched through the autoencoder)."""
+
+    def enc(videos: list[Tensor]) -> Tensor:
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    autoencoder.encode(torch.stack(videos[i : i + 8]) * 2 - 1)
+                    for i in range(0, len(videos), 8)
+                ]
+            )
+
+    def vid(item: dict[str, Any], key: str) -> Tensor:
+        return item[key].permute(3, 0, 1, 2).float()  # [F, H, W, 3] -> [3, F, H, W]
+
+    if conditioning.name in ("t2v", "warped_noise_t2v"):
+        return LatentSet([it["caption"] for it in items], enc([vid(it, "video") for it in items]))
+    prompts = [it["caption"] for it in items]
+    target = enc([vid(it, "target_video") for it in items])
+    cameras = torch.stack([it["relative_w2c"].float() for it in items])
+    if conditioning.name == "camera_v2v":
+        source = enc([vid(it, "source_video") for it in items])
+        return LatentSet(prompts, target, source=source, cameras=cameras)
+    renders, masks = [], []
+    for it in items:
+        render, holes = reproject_source(
+            vid(it, "source_video")[None] * 2 - 1,
+            it["source_depth"][None].float(),
+            it["source_w2c"][None].float(),
+            it["relative_w2c"][None].float(),
+            it["intrinsics"][None].float(),
+        )
+        renders.append((render[0] + 1) / 2)
+        masks.append(latent_mask(holes))
+    return LatentSet(
+        prompts, target, cameras=cameras, reproj=enc(renders), reproj_mask=torch.cat(masks)
+    )
+
+
+def flow_matching_loss(
+    policy: VideoPolicy, x0: Tensor, condition: Condition, gen: torch.Generator
+) -> Tensor:
+    """MSE between predicted and true velocity ``eps - x0`` at logit-normal times (SD3)."""
+    t = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+    eps = torch.randn(x0.shape, generator=gen)
+    tt = t.view(-1, 1, 1, 1, 1)
+    v = policy.velocity((1 - tt) * x0 + tt * eps, t, condition)
+    return torch.nn.functional.mse_loss(v, eps - x0)
+
+
+def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
+    check_training_split("train")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    conditioning = make_conditioning(cfg.conditioning)
+    ae_dir = PRETRAINED_DIR / cfg.autoencoder
+    autoencoder = load_autoencoder(ae_dir if ae_dir.is_dir() else cfg.autoencoder)
+    kind, folder = ("t2v", "t2v") if "t2v" in cfg.conditioning else ("pairs", "pairs")
+    cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
+
+    def items(split: str, n: int) -> list[dict[str, Any]]:
+        ds = cls(split, n, cache_dir=Path(cfg.data_dir) / folder / split)
+        return [ds[i] for i in tqdm(range(n), desc=f"load {split}", leave=False)]
+
+    train = encode_items(conditioning, autoencoder, items("train", cfg.n_train))
+    val = encode_items(conditioning, autoencoder, items("val", cfg.n_val))
+    text_encoder = GrammarTextEncoder(dim=cfg.text_dim)
+    transformer = WanTransformer3DModel(
+        **tiny_transformer_config(
+            autoencoder.latent_channels,
+            conditioning,
+            cfg.text_dim,
+            cfg.layers,
+            cfg.heads,
+            cfg.head_dim,
+            cfg.ffn_dim,
+        )
+    )
+    conditioning.attach(transformer)
+    policy = VideoPolicy(transformer, autoencoder, text_encoder, conditioning)
+    text_encoder.requires_grad_(True).train()
+    params = [*transformer.parameters(), *text_encoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    val_gen_seed = cfg.seed + 1
+    start = time.perf_counter()
+
+    def val_loss() -> float:
+        g = torch.Generator().manual_seed(val_gen_seed)  # same times and noise every evaluation
+        losses = []
+        with torch.no_grad():
+            for idx in torch.arange(len(val.prompts)).split(cfg.batch):
+                cond = val.condition(idx, text_encoder(val.condition(idx, None).prompts))
+                losses.append(float(flow_matching_loss(policy, val.target[idx], cond, g)))
+        return sum(losses) / len(losses)
+
+    with RunLogger(out / "logs") as logger:
+        bar = tqdm(range(1, cfg.steps + 1), desc=f"pretrain {cfg.conditioning}")
+        for step in bar:
+            idx = torch.randint(len(train.prompts), (cfg.batch,), generator=gen)
+            prompts = [train.prompts[i] for i in idx.tolist()]
+            cond = train.condition(idx, text_encoder(prompts))
+            loss = flow_matching_loss(policy, train.target[idx], cond, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            row = {"loss": float(loss), "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0]}
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                text_encoder.eval()
+                row["val_loss"] = val_loss()
+                text_encoder.train()
+                bar.set_postfix(val_loss=f"{row['val_loss']:.4f}")
+            logger.log(step, row)
+    wall = time.perf_counter() - start
+    text_encoder.requires_grad_(False).eval()
+    policy.save_pretrained(out)
+    metrics = {
+        "val_loss": row["val_loss"],
+        "transformer_params": sum(p.numel() for p in transformer.parameters()),
+        "text_encoder_params": sum(p.numel() for p in text_encoder.parameters()),
+        "steps": cfg.steps,
+    }
+    write_manifest(out, cfg, metrics, wall)
+    return metrics

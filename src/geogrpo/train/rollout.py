@@ -1,0 +1,58 @@
+"""Sampling a policy along a step plan: plain ODE sampling and GRPO rollouts share this loop.
+
+Steps flagged ``sde`` in the plan draw from the SDE and record the drawn latent and its log-prob
+(what the trainer re-scores); the others are deterministic ODE steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from geogrpo.models.conditioning import Condition
+from geogrpo.models.policy import VideoPolicy
+from geogrpo.rl.schedules import StepPlan
+from geogrpo.rl.sde import SDEKind, ode_step, sde_step
+
+
+@dataclass
+class Rollout:
+    """A sampled batch: final latents and, per SDE step, the states and log-probs."""
+
+    latents: Tensor  # [B, C, F, h, w] at t = 0
+    states: list[Tensor]  # [S + 1] x [B, C, F, h, w], x_t at every grid time
+    log_probs: dict[int, Tensor]  # step index -> [B], SDE steps only
+
+
+@torch.no_grad()
+def rollout(
+    policy: VideoPolicy,
+    condition: Condition,
+    noise: Tensor,  # [B, C, F, h, w]
+    plan: StepPlan,
+    noise_level: float = 0.7,
+    kind: SDEKind = "flow_grpo",
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    keep_states: bool = True,
+) -> Rollout:
+    """Walk ``plan.timesteps`` from noise to data."""
+    x = noise
+    states = [x] if keep_states else []
+    log_probs: dict[int, Tensor] = {}
+    grid = plan.timesteps.tolist()
+    steps = range(len(grid) - 1)
+    for i in tqdm(steps, desc="denoise", leave=False, disable=not progress):
+        t, t_next = grid[i], grid[i + 1]
+        v = policy.velocity(x, t, condition)
+        if plan.sde[i]:
+            out = sde_step(x, v, t, t_next, noise_level, kind, generator=generator)
+            x, log_probs[i] = out.x_next, out.log_prob
+        else:
+            x = ode_step(x, v, t, t_next)
+        if keep_states:
+            states.append(x)
+    return Rollout(latents=x, states=states, log_probs=log_probs)
