@@ -163,6 +163,124 @@ def _world_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_source(path: Path, need_geometry: bool) -> dict[str, Any]:
+    """A source clip: an mp4, or the ``.safetensors`` that ``geogrpo world render`` writes next
+    to it (frames, depth and cameras; ``reproj_v2v`` needs the latter two)."""
+    from safetensors.torch import load_file
+
+    from geogrpo.utils.video import read_video
+
+    tensors = path.with_suffix(".safetensors")
+    if tensors.is_file():
+        data = load_file(str(tensors))
+        rgb = data["rgb"]
+        geometry = {
+            "source_depth": data["depth"][None].float(),
+            "source_w2c": data["w2c"][None].float(),
+            "intrinsics": data["intrinsics"][None].float(),
+        }
+    elif need_geometry:
+        raise ValueError(
+            f"source: reproj_v2v needs the depth and cameras of the source; no {tensors} next to "
+            f"{path}. Pass a clip written by `geogrpo world render` (it writes that file)"
+        )
+    elif path.is_file():
+        rgb, geometry = read_video(path), {}
+    else:
+        raise FileNotFoundError(f"source: no file {path}")
+    video = rgb.permute(3, 0, 1, 2)[None].float() * 2 - 1  # [1, 3, F, H, W] in [-1, 1]
+    return {"source_video": video, **geometry}
+
+
+def _target_path(spec: str, num_frames: int):
+    from geogrpo.camera.io import load_trajectory
+    from geogrpo.camera.presets import PRESETS, preset_trajectory
+
+    if spec in PRESETS:
+        return preset_trajectory(spec, num_frames).float()
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(
+            f"trajectory: {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a trajectory "
+            "file (our .json/.npz, see docs/CAMERAS.md)"
+        )
+    w2c = load_trajectory(path).w2c.float()
+    if w2c.shape[0] != num_frames:
+        raise ValueError(
+            f"trajectory: {path} has {w2c.shape[0]} cameras but the source has {num_frames} frames"
+        )
+    return w2c
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from geogrpo.camera.io import Trajectory, save_trajectory
+    from geogrpo.models.policy import VideoPolicy
+    from geogrpo.train.rollout import generate
+    from geogrpo.utils.video import write_video
+
+    policy = VideoPolicy.from_pretrained(args.policy)
+    name = policy.conditioning.name
+    out = Path(args.out)
+    inputs: dict[str, Any] = {}
+    if name in ("camera_v2v", "reproj_v2v"):
+        if not args.source or not args.trajectory:
+            raise ValueError(f"source/trajectory: {name} needs --source clip.mp4 --trajectory PATH")
+        inputs = _load_source(Path(args.source), need_geometry=name == "reproj_v2v")
+        frames, height, width = inputs["source_video"].shape[2:]
+        inputs["cameras"] = _target_path(args.trajectory, frames)[None]
+        prompt = args.prompt or "A room."
+    else:
+        if not args.prompt:
+            raise ValueError(f"prompt: {name} needs --prompt 'A room with ... The camera ...'")
+        frames, height, width, prompt = args.frames, args.size, args.size, args.prompt
+    with torch.no_grad():
+        video = generate(
+            policy,
+            [prompt],
+            frames,
+            height,
+            width,
+            steps=args.steps,
+            shift=args.shift,
+            seed=args.seed,
+            progress=True,
+            **inputs,
+        )
+    frames_01 = (video[0].permute(1, 2, 3, 0) + 1) / 2  # [F, H, W, 3]
+    write_video(out, frames_01)
+    written = [str(out)]
+    cameras = _sampled_cameras(policy, prompt, frames, inputs)
+    if cameras is not None:
+        from geogrpo.world.render import DEFAULT_FOV_DEG, intrinsics_from_fov
+
+        k = inputs.get("intrinsics")
+        k = k[0] if k is not None else intrinsics_from_fov(DEFAULT_FOV_DEG, height, width)
+        path = out.with_suffix(".cameras.json")
+        save_trajectory(Trajectory(cameras.double(), k.double(), image_size=(height, width)), path)
+        written.append(str(path))
+    if "source_video" in inputs:
+        side = torch.cat([(inputs["source_video"][0].permute(1, 2, 3, 0) + 1) / 2, frames_01], 2)
+        write_video(out.with_suffix(".side_by_side.mp4"), side)
+        written.append(str(out.with_suffix(".side_by_side.mp4")))
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
+    """The cameras the output was asked to follow: absolute when the source's are known."""
+    from geogrpo.camera.keywords import camera_keywords_to_trajectory, camera_text_from_prompt
+
+    if "cameras" in inputs:
+        relative = inputs["cameras"][0]
+        return relative @ inputs["source_w2c"][0] if "source_w2c" in inputs else relative
+    try:
+        return camera_keywords_to_trajectory(camera_text_from_prompt(prompt), frames)
+    except ValueError:
+        return None  # a prompt without camera words asks for no particular path
+
+
 def _pretrain(args: argparse.Namespace) -> int:
     from geogrpo.train import pretrain
 
@@ -263,6 +381,20 @@ def build_parser() -> argparse.ArgumentParser:
     toy.set_defaults(func=_run_toy)
     _add_world_commands(sub)
     _add_pretrain_commands(sub)
+    s = sub.add_parser("sample", help="generate a video with a policy (mp4 + the cameras used)")
+    s.add_argument(
+        "--policy", default="tiny-t2v", help="shipped name or folder (default: tiny-t2v)"
+    )
+    s.add_argument("--prompt", default=None, help="text prompt; t2v policies need one")
+    s.add_argument("--source", default=None, help="source clip (v2v): mp4 or world-render output")
+    s.add_argument("--trajectory", default=None, help="v2v target path: preset or camera file")
+    s.add_argument("--frames", type=int, default=17, help="t2v: frames, 4k + 1 (default: 17)")
+    s.add_argument("--size", type=int, default=96, help="t2v: height and width (default: 96)")
+    s.add_argument("--steps", type=int, default=20, help="ODE steps (default: 20)")
+    s.add_argument("--shift", type=float, default=3.0, help="time shift (default: 3.0)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    s.add_argument("--out", default="sample.mp4", help="output video (default: sample.mp4)")
+    s.set_defaults(func=_sample)
     return parser
 
 

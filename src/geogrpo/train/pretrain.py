@@ -50,10 +50,12 @@ def psnr(a: Tensor, b: Tensor, data_range: float = 2.0) -> float:
     return 10 * math.log10(data_range**2 / max(mse, 1e-12))
 
 
-def load_videos(kind: str, split: str, n: int, data_dir: str | Path, key: str) -> Tensor:
+def load_videos(
+    kind: str, split: str, n: int, data_dir: str | Path, key: str, frames: int = 17, size: int = 96
+) -> Tensor:
     """``n`` clips as ``uint8 [n, 3, F, H, W]`` from (or into) the dataset cache ``data_dir``."""
     cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
-    ds = cls(split, n, cache_dir=Path(data_dir) / split)
+    ds = cls(split, n, frames, size, cache_dir=Path(data_dir) / split)
     items = (ds[i][key] for i in tqdm(range(n), desc=f"load {split} {key}", leave=False))
     return torch.stack([(v * 255).round().to(torch.uint8).permute(3, 0, 1, 2) for v in items])
 
@@ -99,6 +101,8 @@ class AutoencoderPretrainConfig:
     data_dir: str = "data/t2v"
     n_train: int = 900
     n_val: int = 64
+    frames: int = 17
+    size: int = 96
     steps: int = 3000
     batch_frames: int = 16
     crop: int = 64
@@ -147,8 +151,8 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = Path(cfg.out)
-    train = load_videos("t2v", "train", cfg.n_train, cfg.data_dir, "video")
-    val = load_videos("t2v", "val", cfg.n_val, cfg.data_dir, "video")
+    train = load_videos("t2v", "train", cfg.n_train, cfg.data_dir, "video", cfg.frames, cfg.size)
+    val = load_videos("t2v", "val", cfg.n_val, cfg.data_dir, "video", cfg.frames, cfg.size)
     frames = train.transpose(1, 2).reshape(-1, *train.shape[1:2], *train.shape[3:])  # [N*F,3,H,W]
     model = FrameAutoencoder(cfg.frame_channels, tuple(cfg.widths))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -169,7 +173,7 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
             loss.backward()
             opt.step()
             sched.step()
-            row = {"loss": float(loss), "lr": sched.get_last_lr()[0]}
+            row = {"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 row["val_psnr_db"] = evaluate_autoencoder(model, val)
                 bar.set_postfix(val_psnr=f"{row['val_psnr_db']:.2f}")
@@ -200,6 +204,8 @@ class PolicyPretrainConfig:
     data_dir: str = "data"
     n_train: int = 900
     n_val: int = 32
+    frames: int = 17
+    size: int = 96
     steps: int = 2000
     batch: int = 8
     lr: float = 5e-4
@@ -230,7 +236,18 @@ class LatentSet:
     reproj: Tensor | None = None  # [N, C, F_lat, h, w] reproj_v2v
     reproj_mask: Tensor | None = None  # [N, 4, F_lat, h, w] reproj_v2v
 
-    def condition(self, idx: Tensor, text: Tensor) -> Condition:
+    @staticmethod
+    def concat(sets: list[LatentSet]) -> LatentSet:
+        def cat(key: str) -> Tensor | None:
+            parts = [getattr(s, key) for s in sets]
+            return None if parts[0] is None else torch.cat(parts)
+
+        return LatentSet(
+            [p for s in sets for p in s.prompts],
+            *(cat(k) for k in ("target", "source", "cameras", "reproj", "reproj_mask")),
+        )
+
+    def condition(self, idx: Tensor, text: Tensor | None) -> Condition:
         def pick(x: Tensor | None) -> Tensor | None:
             return None if x is None else x[idx]
 
@@ -307,12 +324,16 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     kind, folder = ("t2v", "t2v") if "t2v" in cfg.conditioning else ("pairs", "pairs")
     cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
 
-    def items(split: str, n: int) -> list[dict[str, Any]]:
-        ds = cls(split, n, cache_dir=Path(cfg.data_dir) / folder / split)
-        return [ds[i] for i in tqdm(range(n), desc=f"load {split}", leave=False)]
+    def latents(split: str, n: int) -> LatentSet:
+        """Encode in chunks: raw items (two float videos and depths each) do not all fit."""
+        ds = cls(split, n, cfg.frames, cfg.size, cache_dir=Path(cfg.data_dir) / folder / split)
+        chunks = [
+            encode_items(conditioning, autoencoder, [ds[i] for i in chunk.tolist()])
+            for chunk in tqdm(torch.arange(n).split(64), desc=f"encode {split}", leave=False)
+        ]
+        return LatentSet.concat(chunks)
 
-    train = encode_items(conditioning, autoencoder, items("train", cfg.n_train))
-    val = encode_items(conditioning, autoencoder, items("val", cfg.n_val))
+    train, val = latents("train", cfg.n_train), latents("val", cfg.n_val)
     text_encoder = GrammarTextEncoder(dim=cfg.text_dim)
     transformer = WanTransformer3DModel(
         **tiny_transformer_config(
@@ -355,7 +376,11 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
-            row = {"loss": float(loss), "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0]}
+            row = {
+                "loss": float(loss.detach()),
+                "grad_norm": float(grad_norm),
+                "lr": sched.get_last_lr()[0],
+            }
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 text_encoder.eval()
                 row["val_loss"] = val_loss()

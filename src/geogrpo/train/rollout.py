@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from geogrpo.models.conditioning import Condition
 from geogrpo.models.policy import VideoPolicy
-from geogrpo.rl.schedules import StepPlan
+from geogrpo.rl.schedules import StepPlan, flow_matching_timesteps, ode_plan
 from geogrpo.rl.sde import SDEKind, ode_step, sde_step
 
 
@@ -56,3 +56,30 @@ def rollout(
         if keep_states:
             states.append(x)
     return Rollout(latents=x, states=states, log_probs=log_probs)
+
+
+def generate(
+    policy: VideoPolicy,
+    prompts: list[str],
+    num_frames: int,
+    height: int,
+    width: int,
+    steps: int = 20,
+    shift: float = 3.0,
+    seed: int = 0,
+    progress: bool = False,
+    **inputs: Tensor,
+) -> Tensor:
+    """Sample videos ``[B, 3, F, H, W]`` in ``[-1, 1]`` with the deterministic ODE sampler.
+
+    ``inputs`` are what the conditioning needs (``source_video``, ``cameras``, ...; see
+    :meth:`VideoPolicy.prepare`); the seed fixes the initial noise.
+    """
+    inputs.setdefault("num_frames", num_frames)
+    inputs.setdefault("image_size", (height, width))
+    condition = policy.prepare(prompts, **inputs)
+    gen = torch.Generator().manual_seed(seed)
+    noise = policy.initial_noise(condition, num_frames, height, width, gen)
+    plan = ode_plan(flow_matching_timesteps(steps, shift))
+    out = rollout(policy, condition, noise, plan, progress=progress, keep_states=False)
+    return policy.decode(out.latents)

@@ -1,0 +1,243 @@
+"""Quality floors of the shipped tiny policies on the val split, against ground-truth renders.
+
+* autoencoder: reconstruction PSNR of val clips.
+* camera_v2v / reproj_v2v: PSNR / SSIM of the generated target video vs the true target video,
+  next to the baselines "copy the source video" and "reprojected source with holes" and the
+  ceiling "autoencoder reconstruction of the true target"; RotErr / TransErr of each video's
+  cameras measured by the world's ground-truth-anchored evaluator (flow + PnP against the true
+  renders; ``geogrpo.world.evaluator``), medians over clips, unmatched frames excluded and
+  counted.
+* t2v: how often the dominant image motion of a generated clip (left / right / up / down /
+  expand / contract, from DIS optical flow between first and last frame) equals that of the true
+  render of the same caption, against the agreement expected by chance from the two class
+  frequencies.
+
+Also writes one contact sheet per policy to ``--sheets`` (default ``docs/images``).
+
+    python bench/policy_quality.py --n 24    # about 10 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from geogrpo.models.conditioning import reproject_source
+from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
+from geogrpo.train.rollout import generate
+from geogrpo.utils.io import atomic_path
+from geogrpo.utils.video import to_uint8
+from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
+from geogrpo.world.evaluator import evaluate_cameras
+
+MOTIONS = ("left", "right", "up", "down", "expand", "contract")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """dB, videos in [0, 1]."""
+    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean per-frame SSIM of ``[F, H, W, 3]`` videos in [0, 1]."""
+    return float(
+        np.mean(
+            [
+                structural_similarity(x.numpy(), y.numpy(), channel_axis=-1, data_range=1.0)
+                for x, y in zip(a, b, strict=True)
+            ]
+        )
+    )
+
+
+def to_frames(video: torch.Tensor) -> torch.Tensor:
+    """``[3, F, H, W]`` in [-1, 1] -> ``[F, H, W, 3]`` in [0, 1]."""
+    return ((video.permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1)
+
+
+def dominant_motion(frames: torch.Tensor) -> str:
+    """Dominant image motion first -> last frame: mean flow or mean radial flow (pixels)."""
+    u8 = to_uint8(frames)
+    a = cv2.cvtColor(u8[0], cv2.COLOR_RGB2GRAY)
+    b = cv2.cvtColor(u8[-1], cv2.COLOR_RGB2GRAY)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)
+    h, w = a.shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    rx, ry = xs - w / 2, ys - h / 2
+    norm = np.sqrt(rx**2 + ry**2) + 1e-6
+    radial = float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry) / norm))
+    u, v = float(flow[..., 0].mean()), float(flow[..., 1].mean())
+    scores = (-u, u, -v, v, radial, -radial)  # content moves left when u < 0, ...
+    return MOTIONS[int(np.argmax(scores))]
+
+
+def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
+    rot, trans, unmatched = [], [], 0
+    for frames, item in clips:
+        ev = evaluate_cameras(
+            frames,
+            item["target_video"],
+            item["target_depth"],
+            item["intrinsics"],
+            item["target_w2c"],
+        )
+        s = ev.summary()
+        unmatched += ev.num_unmatched
+        if not math.isnan(s["rot_err_deg"]):
+            rot.append(s["rot_err_deg"])
+            trans.append(s["trans_err"])
+    med = lambda x: float(np.median(x)) if x else float("nan")  # noqa: E731
+    return {"rot_err_deg": med(rot), "trans_err": med(trans), "unmatched_frames": unmatched}
+
+
+def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[dict], list]:
+    policy = VideoPolicy.from_pretrained(name)
+    ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
+    rows: dict[str, list] = {k: [] for k in ("generated", "copy source", "reprojected", "ae")}
+    sheet = []
+    for i in range(n):
+        it = ds[i]
+        src = it["source_video"].permute(3, 0, 1, 2)[None].float() * 2 - 1
+        target = it["target_video"].float()
+        inputs = {
+            "source_video": src,
+            "source_depth": it["source_depth"][None].float(),
+            "source_w2c": it["source_w2c"][None].float(),
+            "cameras": it["relative_w2c"][None].float(),
+            "intrinsics": it["intrinsics"][None].float(),
+        }
+        gen = to_frames(
+            generate(policy, [it["caption"]], *src.shape[2:], steps=steps, seed=i, **inputs)[0]
+        )
+        render, _ = reproject_source(
+            src,
+            inputs["source_depth"],
+            inputs["source_w2c"],
+            inputs["cameras"],
+            inputs["intrinsics"],
+        )
+        ae = to_frames(policy.decode(policy.encode(target.permute(3, 0, 1, 2)[None] * 2 - 1))[0])
+        for key, video in (
+            ("generated", gen),
+            ("copy source", it["source_video"].float()),
+            ("reprojected", to_frames(render[0])),
+            ("ae", ae),
+        ):
+            rows[key].append((video, it))
+        if i < 4:
+            sheet.append((it["source_video"], gen, target, it["relative_kind"]))
+    table = []
+    for key, clips in rows.items():
+        cams = median_camera_errors(clips)
+        table.append(
+            {
+                "policy": name,
+                "video": key,
+                "psnr_db": float(np.mean([psnr(v, it["target_video"]) for v, it in clips])),
+                "ssim": float(np.mean([ssim(v, it["target_video"].float()) for v, it in clips])),
+                **cams,
+            }
+        )
+    return table, sheet
+
+
+def evaluate_t2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[dict, list]:
+    policy = VideoPolicy.from_pretrained(name)
+    ds = TextToVideoClips("val", n, cache_dir=data_dir / "t2v" / "val")
+    pairs, sheet = [], []
+    for i in range(n):
+        it = ds[i]
+        f, h, w = it["video"].shape[:3]
+        gen = to_frames(generate(policy, [it["caption"]], f, h, w, steps=steps, seed=i)[0])
+        pairs.append((dominant_motion(gen), dominant_motion(it["video"].float())))
+        if i < 4:
+            sheet.append((gen, it["video"], it["caption"]))
+    agree = float(np.mean([g == t for g, t in pairs]))
+    pg, pt = Counter(g for g, _ in pairs), Counter(t for _, t in pairs)
+    chance = sum(pg[m] * pt[m] for m in MOTIONS) / len(pairs) ** 2
+    return {"policy": name, "motion_agreement": agree, "chance": chance, "n": n}, sheet
+
+
+def save_sheet(path: Path, rows: list[tuple], titles: tuple[str, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = (0, 8, 16)
+    cols = len(titles) * len(picks)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols, 1.25 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        videos, label = row[:-1], row[-1]
+        for v, video in enumerate(videos):
+            for p, f in enumerate(picks):
+                ax = axes[r][v * len(picks) + p]
+                ax.imshow(video[f].clamp(0, 1).numpy())
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(f"{titles[v]} f{f}", fontsize=6)
+        axes[r][0].set_ylabel(label[:28], fontsize=5)
+    fig.subplots_adjust(left=0.04, right=0.99, top=0.93, bottom=0.01, wspace=0.03, hspace=0.08)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=24, help="val items per policy")
+    parser.add_argument("--steps", type=int, default=20, help="ODE sampling steps")
+    parser.add_argument("--data-dir", default="data", help="dataset cache root")
+    parser.add_argument("--sheets", default="docs/images", help="where contact sheets go")
+    parser.add_argument(
+        "--policies", nargs="+", default=["tiny-t2v", "tiny-camera-v2v", "tiny-reproj-v2v"]
+    )
+    args = parser.parse_args()
+    data_dir, sheets = Path(args.data_dir), Path(args.sheets)
+    torch.set_grad_enabled(False)
+    from geogrpo.models.autoencoder import FrameAutoencoder
+    from geogrpo.train.pretrain import evaluate_autoencoder, load_videos
+
+    ae = FrameAutoencoder.from_pretrained(PRETRAINED_DIR / "tiny-autoencoder")
+    val = load_videos("t2v", "val", 64, data_dir / "t2v", "video")
+    print(f"autoencoder val PSNR (64 clips): {evaluate_autoencoder(ae, val):.2f} dB\n")
+    for name in args.policies:
+        if "v2v" in name:
+            table, sheet = evaluate_v2v(name, args.n, data_dir, args.steps)
+            print(
+                f"| {name} ({args.n} val pairs) | PSNR dB | SSIM | RotErr deg | TransErr "
+                "| unmatched frames |"
+            )
+            print("|---|---|---|---|---|---|")
+            for r in table:
+                print(
+                    f"| {r['video']} | {r['psnr_db']:.2f} | {r['ssim']:.3f} | "
+                    f"{r['rot_err_deg']:.2f} | {r['trans_err']:.3f} | {r['unmatched_frames']} |"
+                )
+            save_sheet(sheets / f"{name}.png", sheet, ("source", "generated", "true target"))
+        else:
+            row, sheet = evaluate_t2v(name, args.n, data_dir, args.steps)
+            print(
+                f"{name}: dominant-motion agreement with the true render "
+                f"{row['motion_agreement']:.2f} "
+                f"(chance {row['chance']:.2f}, {row['n']} val captions)"
+            )
+            save_sheet(
+                sheets / f"{name}.png",
+                [(g, t, c) for g, t, c in sheet],
+                ("generated", "true render"),
+            )
+        print()
+
+
+if __name__ == "__main__":
+    main()
