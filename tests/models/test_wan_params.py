@@ -1,10 +1,19 @@
 """Wan configs on the meta device, LoRA targets, and trainable-parameter selectors."""
 
+import json
+
 import pytest
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-from geogrpo.models.params import LORA_TARGETS, add_lora, lora_target_modules, select_trainable
+from geogrpo.models.params import (
+    LORA_TARGETS,
+    add_lora,
+    load_adapter,
+    lora_target_modules,
+    save_adapter,
+    select_trainable,
+)
 from geogrpo.models.wan import build_transformer, check_local_checkpoint
 
 TINY = {
@@ -101,8 +110,30 @@ def test_lora_adapter_save_load_round_trip_is_bit_exact_and_merge_keeps_outputs(
     for k, v in get_peft_model_state_dict(fresh).items():
         assert torch.equal(v, state[k]), k
     assert torch.equal(_forward(fresh), out)
+    fresh.merge_adapter()  # merge/unmerge in place keeps the function
+    torch.testing.assert_close(_forward(fresh), out, atol=1e-5, rtol=1e-5)
+    fresh.unmerge_adapter()
+    torch.testing.assert_close(_forward(fresh), out, atol=1e-6, rtol=1e-6)
     merged = fresh.merge_and_unload()
     torch.testing.assert_close(_forward(merged), out, atol=1e-5, rtol=1e-5)
+
+
+def test_adapter_files_round_trip_bit_exactly(tmp_path):
+    torch.manual_seed(0)
+    model = add_lora(build_transformer(TINY), rank=4, parts=["self_attention"])
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            p.data.normal_()
+    save_adapter(model, tmp_path / "adapter")
+    torch.manual_seed(0)
+    fresh = add_lora(build_transformer(TINY), rank=4, parts=["self_attention"])
+    assert not torch.equal(_forward(fresh), _forward(model))
+    load_adapter(fresh, tmp_path / "adapter")
+    assert torch.equal(_forward(fresh), _forward(model))
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 4 and "blocks.0.attn1.to_q" in config["target_modules"]
+    with pytest.raises(FileNotFoundError, match="adapter_model"):
+        load_adapter(fresh, tmp_path)
 
 
 def test_bad_input():

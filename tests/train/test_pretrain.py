@@ -1,4 +1,4 @@
-"""Pretraining loops on tiny clips: they learn, and what they write loads and matches its manifest."""
+"""Pretraining loops on tiny clips: they learn; what they write loads and matches its manifest."""
 
 import json
 

@@ -9,11 +9,14 @@ own modules (names containing ``camera``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geogrpo.utils.checks import check_choice, check_int_range
+from geogrpo.utils.io import atomic_path, atomic_write_json
 
 LORA_TARGETS = {
     "self_attention": ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"),
@@ -80,3 +83,32 @@ def select_trainable(model: nn.Module, selector: str) -> list[str]:
     if not chosen:
         raise ValueError(f"selector: {selector!r} selects no parameter of this model")
     return chosen
+
+
+def save_adapter(model: nn.Module, directory: str | Path) -> Path:
+    """Write a peft model's LoRA weights and config (atomic files; peft's own layout)."""
+    from peft import get_peft_model_state_dict
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    with atomic_path(out / "adapter_model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    config = model.peft_config["default"].to_dict()
+    config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+    atomic_write_json(out / "adapter_config.json", config)
+    return out
+
+
+def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Load weights written by :func:`save_adapter` into a model with the same adapters."""
+    from peft import set_peft_model_state_dict
+
+    path = Path(directory) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"directory: no adapter_model.safetensors in {directory}")
+    result = set_peft_model_state_dict(model, load_file(str(path)))
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"directory: adapter weights do not fit this model: {unexpected[:3]}")
+    return model
