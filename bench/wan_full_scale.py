@@ -62,11 +62,12 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     tokens = shape[2] * shape[3] * shape[4] // 4
     fwd, bwd = times["measured"]
+    peak = torch.cuda.max_memory_allocated() / 2**30
     print(
         f"| {args.config} | {params / 1e9:.3f} B | {args.height}x{args.width}x{args.frames} "
         f"({tokens} tokens) | bf16 autocast, checkpointing {not args.no_checkpointing} | "
         f"forward {fwd:.2f} s | backward {bwd:.2f} s | "
-        f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB | {torch.cuda.get_device_name()} |"
+        f"peak {peak:.1f} GiB | {torch.cuda.get_device_name()} |"
     )
 
 
