@@ -192,18 +192,58 @@ def save_sheet(path: Path, rows: list[tuple], titles: tuple[str, ...]) -> None:
     plt.close(fig)
 
 
+def plot_pretraining_curves(runs: Path, path: Path) -> None:
+    """Training loss (smoothed) and val loss / PSNR of every run under ``runs``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geogrpo.train.logging import read_jsonl
+
+    logs = sorted(runs.glob("*/logs/metrics.jsonl"))
+    if not logs:
+        return
+    fig, axes = plt.subplots(1, len(logs), figsize=(3.2 * len(logs), 2.6), squeeze=False)
+    for ax, log in zip(axes[0], logs, strict=True):
+        rows = read_jsonl(log)
+        steps = np.array([r["step"] for r in rows if "loss" in r])
+        loss = np.array([r["loss"] for r in rows if "loss" in r])
+        k = max(1, len(loss) // 50)
+        smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, lw=1, label="train loss")
+        val_key = "val_psnr_db" if any("val_psnr_db" in r for r in rows) else "val_loss"
+        val = [(r["step"], r[val_key]) for r in rows if val_key in r]
+        twin = ax.twinx() if val_key == "val_psnr_db" else ax
+        twin.plot(*zip(*val, strict=True), "o-", ms=3, color="C1", label=val_key)
+        ax.set_title(log.parent.parent.name, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+        twin.tick_params(labelsize=6)
+        ax.legend(fontsize=6, loc="upper right")
+        if twin is not ax:
+            twin.legend(fontsize=6, loc="center right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=24, help="val items per policy")
     parser.add_argument("--steps", type=int, default=20, help="ODE sampling steps")
     parser.add_argument("--data-dir", default="data", help="dataset cache root")
     parser.add_argument("--sheets", default="docs/images", help="where contact sheets go")
+    parser.add_argument("--runs", default="runs/pretrain", help="pretraining runs to plot")
     parser.add_argument(
         "--policies", nargs="+", default=["tiny-t2v", "tiny-camera-v2v", "tiny-reproj-v2v"]
     )
     args = parser.parse_args()
     data_dir, sheets = Path(args.data_dir), Path(args.sheets)
     torch.set_grad_enabled(False)
+    plot_pretraining_curves(Path(args.runs), sheets / "pretraining_curves.png")
     from geogrpo.models.autoencoder import FrameAutoencoder
     from geogrpo.train.pretrain import evaluate_autoencoder, load_videos
 

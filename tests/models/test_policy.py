@@ -200,6 +200,11 @@ def test_bad_input_says_what_is_wrong():
         policy.encode(torch.zeros(1, 3, F, 40, W))
     with pytest.raises(ValueError, match="source_video"):
         policy.prepare([PROMPT], cameras=torch.eye(4).expand(1, F, 4, 4))
+    for name in ("camera_v2v", "reproj_v2v"):
+        inputs = raw_inputs()
+        inputs["cameras"] = inputs["cameras"][:, :3]
+        with pytest.raises(ValueError, match="one camera per frame of the 5-frame source"):
+            tiny_policy(name).prepare([PROMPT] * 2, **inputs)
     cond = prepared(policy)
     cond.cameras = cond.cameras[:, :3]
     with pytest.raises(ValueError, match="cameras: 3 cameras"):

@@ -164,6 +164,9 @@ class CameraV2V(Conditioning):
         if condition.cameras is None:
             raise ValueError("cameras: camera_v2v needs the target path [B, F, 4, 4]")
         check_pose("cameras", condition.cameras)
+        source = inputs.get("source_video")
+        if source is not None:
+            _check_camera_count(condition.cameras, source.shape[2])
         return condition
 
     def model_input(self, latents: Tensor, condition: Condition) -> Tensor:
@@ -203,6 +206,8 @@ class ReprojV2V(Conditioning):
                     "[B, F, H, W], source_w2c [B, F, 4, 4], cameras (relative target path) and "
                     f"intrinsics; missing {missing or 'cameras/intrinsics'}"
                 )
+            _check_camera_count(condition.cameras, inputs["source_video"].shape[2])
+            _check_camera_count(inputs["source_w2c"], inputs["source_video"].shape[2], "source_w2c")
             render, holes = reproject_source(
                 inputs["source_video"],
                 inputs["source_depth"],
@@ -252,6 +257,14 @@ def latent_mask(holes: Tensor) -> Tensor:
     pooled = F.avg_pool2d(holes.float().flatten(0, 1)[:, None], SPATIAL_STRIDE)
     pooled = pooled.view(*holes.shape[:2], *pooled.shape[-2:])[:, None]  # [B, 1, F, h, w]
     return fold_frames(pooled)
+
+
+def _check_camera_count(cameras: Tensor, frames: int, name: str = "cameras") -> None:
+    if cameras.ndim != 4 or cameras.shape[1] != frames:
+        raise ValueError(
+            f"{name}: got {tuple(cameras.shape)}, expected [B, {frames}, 4, 4]: one camera per "
+            f"frame of the {frames}-frame source video"
+        )
 
 
 def _latent_frame_cameras(cameras: Tensor | None, latent_frames: int) -> Tensor:
