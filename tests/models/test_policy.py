@@ -19,7 +19,7 @@ F, H, W = 5, 32, 32  # 4k + 1 frames, multiples of 16
 PROMPT = "A room with a red checkered box. The camera pans left."
 
 
-def tiny_policy(name: str, seed: int = 0) -> VideoPolicy:
+def tiny_policy(name: str, seed: int = 0, prediction: str = "velocity") -> VideoPolicy:
     torch.manual_seed(seed)
     ae = FrameAutoencoder(frame_channels=2, widths=(8, 8, 8))
     cond = make_conditioning(name)
@@ -27,7 +27,7 @@ def tiny_policy(name: str, seed: int = 0) -> VideoPolicy:
     cfg = tiny_transformer_config(ae.latent_channels, cond, 16, 2, 2, 12, 32)
     transformer = WanTransformer3DModel(**cfg)
     cond.attach(transformer)
-    return VideoPolicy(transformer, ae, text, cond)
+    return VideoPolicy(transformer, ae, text, cond, prediction=prediction)
 
 
 def raw_inputs(b: int = 2, seed: int = 0) -> dict:
@@ -148,6 +148,23 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     assert t2v.conditioning.name == "warped_noise_t2v"
     with pytest.raises(ValueError, match="conditioning"):
         VideoPolicy.from_pretrained(tmp_path / "t2v", conditioning="reproj_v2v")
+
+
+def test_sample_prediction_turns_x0_into_the_velocity_and_survives_save_load(tmp_path):
+    policy = tiny_policy("camera_v2v", prediction="sample")
+    cond = prepared(policy)
+    x = torch.randn(2, policy.latent_channels, 2, H // 8, W // 8)
+    t = torch.tensor([0.6, 0.01])
+    v = policy.velocity(x, t, cond)
+    policy.prediction = "velocity"
+    x0 = policy.velocity(x, t, cond)  # the raw transformer output (target half)
+    torch.testing.assert_close(v[0], (x[0] - x0[0]) / 0.6)
+    torch.testing.assert_close(v[1], (x[1] - x0[1]) / 0.05)  # t clamped at 0.05
+    policy.prediction = "sample"
+    policy.save_pretrained(tmp_path / "p")
+    assert VideoPolicy.from_pretrained(tmp_path / "p").prediction == "sample"
+    with pytest.raises(ValueError, match="prediction"):
+        tiny_policy("t2v", prediction="epsilon")
 
 
 def test_gradient_checkpointing_gives_the_same_gradients_and_bf16_runs():

@@ -34,6 +34,7 @@ from geogrpo.models.conditioning import Condition, Conditioning, make_conditioni
 from geogrpo.models.params import select_trainable
 from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
 from geogrpo.models.wan import check_local_checkpoint
+from geogrpo.utils.checks import check_choice
 from geogrpo.utils.io import atomic_path, atomic_write_json
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -45,6 +46,13 @@ SHIPPED = {
     "tiny-reproj-v2v": ("tiny-reproj-v2v", "reproj_v2v"),
 }
 TRANSFORMER_WEIGHTS = "diffusion_pytorch_model.safetensors"
+# What the transformer outputs. "velocity" (Wan's v = eps - x0) or "sample" (x0, turned into
+# v = (x_t - x0) / t): a DiT whose patch tokens are wider than its hidden size (the embedded one:
+# 64 channels x 2 x 2 = 256 > 128) cannot pass the noise through to predict v, and samples stay
+# noisy; predicting x0 removes that need (Li & He 2025, "Back to Basics: Let Denoising
+# Generative Models Denoise"). t is clamped below as they do, so v stays bounded near t = 0.
+PREDICTIONS = ("velocity", "sample")
+SAMPLE_PREDICTION_T_MIN = 0.05
 _T2V_FAMILY = {"t2v", "warped_noise_t2v"}  # same weights, different initial noise
 
 
@@ -77,7 +85,8 @@ def tiny_transformer_config(
 
 class VideoPolicy(nn.Module):
     """See the module docstring. ``autocast_dtype`` (e.g. ``torch.bfloat16``) switches mixed
-    precision for the transformer on CPU and GPU alike."""
+    precision for the transformer on CPU and GPU alike; ``prediction`` says what the
+    transformer outputs (see :data:`PREDICTIONS`); ``velocity`` returns v either way."""
 
     def __init__(
         self,
@@ -86,6 +95,7 @@ class VideoPolicy(nn.Module):
         text_encoder: nn.Module,
         conditioning: Conditioning,
         autocast_dtype: torch.dtype | None = None,
+        prediction: str = "velocity",
     ) -> None:
         super().__init__()
         self.transformer = transformer
@@ -93,6 +103,7 @@ class VideoPolicy(nn.Module):
         self.text_encoder = text_encoder.requires_grad_(False).eval()
         self.conditioning = conditioning
         self.autocast_dtype = autocast_dtype
+        self.prediction = check_choice("prediction", prediction, PREDICTIONS)
         expected = autoencoder.latent_channels
         expected += conditioning.extra_channels(expected)
         if self.transformer_config.in_channels != expected:
@@ -185,7 +196,11 @@ class VideoPolicy(nn.Module):
                 encoder_hidden_states=condition.text.to(latents.device),
                 return_dict=False,
             )[0]
-        return self.conditioning.output(out, latents).float()
+        out = self.conditioning.output(out, latents).float()
+        if self.prediction == "sample":
+            tt = t.view(-1, *[1] * (latents.ndim - 1)).clamp_min(SAMPLE_PREDICTION_T_MIN)
+            return (latents.float() - out) / tt
+        return out
 
     def select_trainable(self, selector: str) -> list[str]:
         """Choose what trains: ``full``, ``lora``, ``self_attention`` or ``camera``."""
@@ -212,7 +227,10 @@ class VideoPolicy(nn.Module):
             save_file(state, str(tmp))
         self.autoencoder.save_pretrained(out / "autoencoder")
         self.text_encoder.save_pretrained(out / "text_encoder")
-        atomic_write_json(out / "policy.json", {"conditioning": self.conditioning.name})
+        atomic_write_json(
+            out / "policy.json",
+            {"conditioning": self.conditioning.name, "prediction": self.prediction},
+        )
         return out
 
     @classmethod
@@ -253,6 +271,7 @@ class VideoPolicy(nn.Module):
             load_autoencoder(root / "autoencoder"),
             GrammarTextEncoder.from_pretrained(root / "text_encoder"),
             cond,
+            prediction=saved.get("prediction", "velocity"),
             **kwargs,
         )
 

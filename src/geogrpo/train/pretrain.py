@@ -214,8 +214,8 @@ class PolicyPretrainConfig:
     head_dim: int = 32
     ffn_dim: int = 256
     text_dim: int = 64
+    prediction: str = "sample"
     eval_every: int = 500
-    sample_steps: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -347,7 +347,9 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         )
     )
     conditioning.attach(transformer)
-    policy = VideoPolicy(transformer, autoencoder, text_encoder, conditioning)
+    policy = VideoPolicy(
+        transformer, autoencoder, text_encoder, conditioning, prediction=cfg.prediction
+    )
     text_encoder.requires_grad_(True).train()
     params = [*transformer.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
