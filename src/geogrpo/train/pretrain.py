@@ -159,7 +159,6 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     size = frames.shape[-1]
     start = time.perf_counter()
-    metrics: dict[str, Any] = {}
     with RunLogger(out / "logs") as logger:
         bar = tqdm(range(1, cfg.steps + 1), desc="pretrain autoencoder")
         for step in bar:
