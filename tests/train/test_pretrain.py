@@ -93,6 +93,15 @@ def test_policy_pretraining_lowers_the_loss_and_saves_a_loadable_policy(
     for rel, digest in manifest["sha256"].items():
         assert file_sha256(out / rel) == digest
     assert metrics["transformer_params"] == sum(p.numel() for p in policy.transformer.parameters())
+    if conditioning == "t2v":  # continuing from the saved policy starts from its weights
+        again = PolicyPretrainConfig(
+            **{**cfg.__dict__, "out": str(root / "again"), "init_from": str(out), "steps": 1}
+        )
+        again.lr = 1e-12
+        pretrain_policy(again)
+        a = policy.transformer.state_dict()
+        b = VideoPolicy.from_pretrained(root / "again").transformer.state_dict()
+        assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
 
 
 def test_bad_settings_are_refused():

@@ -214,6 +214,7 @@ class PolicyPretrainConfig:
     ffn_dim: int = 256
     text_dim: int = 64
     prediction: str = "sample"
+    init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
     eval_every: int = 500
     seed: int = 0
 
@@ -346,6 +347,15 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         )
     )
     conditioning.attach(transformer)
+    if cfg.init_from:
+        initial = VideoPolicy.from_pretrained(cfg.init_from)
+        if initial.conditioning.name != conditioning.name:
+            raise ValueError(
+                f"init_from: {cfg.init_from} is a {initial.conditioning.name} policy, "
+                f"not {conditioning.name}"
+            )
+        transformer.load_state_dict(initial.transformer.state_dict())
+        text_encoder.load_state_dict(initial.text_encoder.state_dict())
     policy = VideoPolicy(
         transformer, autoencoder, text_encoder, conditioning, prediction=cfg.prediction
     )
