@@ -234,3 +234,13 @@ def test_bad_input_says_what_is_wrong():
         VideoPolicy.from_pretrained("/nonexistent/policy")
     with pytest.raises(ValueError, match="conditioning"):
         make_conditioning("image_to_video")
+
+
+def test_condition_repeat_makes_groups_in_order():
+    policy = tiny_policy("reproj_v2v")
+    cond = policy.prepare(["a", "b"], **raw_inputs())
+    group = cond.repeat(3)
+    assert group.prompts == ["a", "a", "a", "b", "b", "b"]
+    assert torch.equal(group.reproj_latents[3], cond.reproj_latents[1])
+    assert torch.equal(group.text[:3], cond.text[:1].expand(3, -1, -1))
+    assert group.source_latents is None and len(group) == 6
