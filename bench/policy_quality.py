@@ -31,6 +31,7 @@ from skimage.metrics import structural_similarity
 
 from geogrpo.models.conditioning import reproject_source
 from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
+from geogrpo.train.pretrain import psnr
 from geogrpo.train.rollout import generate
 from geogrpo.utils.io import atomic_path
 from geogrpo.utils.video import to_uint8
@@ -38,11 +39,6 @@ from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 from geogrpo.world.evaluator import evaluate_cameras
 
 MOTIONS = ("left", "right", "up", "down", "expand", "contract")
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """dB, videos in [0, 1]."""
-    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -140,7 +136,9 @@ def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[di
             {
                 "policy": name,
                 "video": key,
-                "psnr_db": float(np.mean([psnr(v, it["target_video"]) for v, it in clips])),
+                "psnr_db": float(
+                    np.mean([psnr(v, it["target_video"], data_range=1.0) for v, it in clips])
+                ),
                 "ssim": float(np.mean([ssim(v, it["target_video"].float()) for v, it in clips])),
                 **cams,
             }

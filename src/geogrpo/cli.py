@@ -36,11 +36,9 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
 
 
 def _run_toy(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
     from geogrpo.toy import ToyGRPOConfig, plot_toy_result, run_toy_grpo
     from geogrpo.train.logging import RunLogger
-    from geogrpo.utils.io import atomic_path, atomic_write_json
+    from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
     cfg = config_from_args(ToyGRPOConfig, args)
     out = Path(args.out)
@@ -55,8 +53,7 @@ def _run_toy(args: argparse.Namespace) -> int:
     with RunLogger(out) as logger:
         result = run_toy_grpo(cfg, log=logger.log)
     atomic_write_json(out / "summary.json", result.summary())
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file(result.model.state_dict(), str(tmp))
+    atomic_save_safetensors(out / "model.safetensors", result.model.state_dict())
     plot = plot_toy_result(result, out / "toy_grpo.png")
 
     print(

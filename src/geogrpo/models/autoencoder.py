@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.utils.checks import check_int_range
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 SPATIAL_STRIDE = 8
 TEMPORAL_STRIDE = 4
@@ -150,8 +150,7 @@ class FrameAutoencoder(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / "config.json", {"class": "FrameAutoencoder", **self.config})
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> FrameAutoencoder:

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from geogrpo.utils.checks import check_choice, check_int_range
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 LORA_TARGETS = {
     "self_attention": ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"),
@@ -91,9 +91,7 @@ def save_adapter(model: nn.Module, directory: str | Path) -> Path:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-    with atomic_path(out / "adapter_model.safetensors") as tmp:
-        save_file(state, str(tmp))
+    atomic_save_safetensors(out / "adapter_model.safetensors", get_peft_model_state_dict(model))
     config = model.peft_config["default"].to_dict()
     config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
     atomic_write_json(out / "adapter_config.json", config)

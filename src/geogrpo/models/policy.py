@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.models.autoencoder import (
@@ -35,7 +35,7 @@ from geogrpo.models.params import select_trainable
 from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
 from geogrpo.models.wan import check_local_checkpoint
 from geogrpo.utils.checks import check_choice
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 # Shipped checkpoints; warped_noise_t2v reuses the t2v weights (the noise is the only change).
@@ -222,9 +222,7 @@ class VideoPolicy(nn.Module):
         atomic_write_json(
             out / "transformer" / "config.json", {"_class_name": "WanTransformer3DModel", **config}
         )
-        state = {k: v.detach().contiguous() for k, v in transformer.state_dict().items()}
-        with atomic_path(out / "transformer" / TRANSFORMER_WEIGHTS) as tmp:
-            save_file(state, str(tmp))
+        atomic_save_safetensors(out / "transformer" / TRANSFORMER_WEIGHTS, transformer.state_dict())
         self.autoencoder.save_pretrained(out / "autoencoder")
         self.text_encoder.save_pretrained(out / "text_encoder")
         atomic_write_json(

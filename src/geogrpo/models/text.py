@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.utils.checks import check_int_range
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world import datasets as grammar
 
 _SPECIAL = ("<pad>", "<unk>")
@@ -100,8 +100,7 @@ class GrammarTextEncoder(nn.Module):
             directory / "config.json",
             {"class": "GrammarTextEncoder", "vocabulary": self.vocabulary, **self.config},
         )
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GrammarTextEncoder:

@@ -43,3 +43,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], data: object) -> Path:
     """Write ``data`` as indented JSON atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_safetensors(
+    path: str | os.PathLike[str],
+    tensors: dict[str, object],
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write tensors (detached, made contiguous) as safetensors atomically."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=metadata)
+    return Path(path)

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
 from geogrpo.utils.checks import check_choice, check_int_range
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.paths import make_path, orbit_path
 from geogrpo.world.render import render
 from geogrpo.world.scene import Scene, generate_scene
@@ -316,7 +316,8 @@ def _load_cached(cache_dir: Path | None, kind: str, index: int) -> dict[str, Any
 def _save_cached(cache_dir: Path | None, kind: str, index: int, item: dict[str, Any]) -> None:
     if cache_dir is None:
         return
-    tensors = {k: v.contiguous() for k, v in item.items() if isinstance(v, Tensor)}
+    tensors = {k: v for k, v in item.items() if isinstance(v, Tensor)}
     strings = {k: v for k, v in item.items() if isinstance(v, str)}
-    with atomic_path(_cache_path(cache_dir, kind, index)) as tmp:
-        save_file(tensors, str(tmp), metadata={"strings": json.dumps(strings)})
+    atomic_save_safetensors(
+        _cache_path(cache_dir, kind, index), tensors, metadata={"strings": json.dumps(strings)}
+    )
