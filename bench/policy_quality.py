@@ -20,7 +20,6 @@ Also writes one contact sheet per policy to ``--sheets`` (default ``docs/images`
 from __future__ import annotations
 
 import argparse
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -74,8 +73,13 @@ def dominant_motion(frames: torch.Tensor) -> str:
     return MOTIONS[int(np.argmax(scores))]
 
 
+MIN_MATCHED_SHARE = 0.5  # a clip's camera errors count only if most of its frames registered
+
+
 def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
-    rot, trans, unmatched = [], [], 0
+    """Medians over clips with at least ``MIN_MATCHED_SHARE`` of their frames matched: clip
+    sums over fewer frames are smaller, so a clip matched at frame 0 alone would score 0."""
+    rot, trans, unmatched, counted = [], [], 0, 0
     for frames, item in clips:
         ev = evaluate_cameras(
             frames,
@@ -86,11 +90,18 @@ def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
         )
         s = ev.summary()
         unmatched += ev.num_unmatched
-        if not math.isnan(s["rot_err_deg"]):
+        frames_total = len(frames)
+        if frames_total - ev.num_unmatched >= MIN_MATCHED_SHARE * frames_total:
+            counted += 1
             rot.append(s["rot_err_deg"])
             trans.append(s["trans_err"])
     med = lambda x: float(np.median(x)) if x else float("nan")  # noqa: E731
-    return {"rot_err_deg": med(rot), "trans_err": med(trans), "unmatched_frames": unmatched}
+    return {
+        "rot_err_deg": med(rot),
+        "trans_err": med(trans),
+        "unmatched_frames": unmatched,
+        "clips_scored": counted,
+    }
 
 
 def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[dict], list]:
@@ -253,13 +264,14 @@ def main() -> None:
             table, sheet = evaluate_v2v(name, args.n, data_dir, args.steps)
             print(
                 f"| {name} ({args.n} val pairs) | PSNR dB | SSIM | RotErr deg | TransErr "
-                "| unmatched frames |"
+                "| unmatched frames | clips scored |"
             )
-            print("|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|")
             for r in table:
                 print(
                     f"| {r['video']} | {r['psnr_db']:.2f} | {r['ssim']:.3f} | "
-                    f"{r['rot_err_deg']:.2f} | {r['trans_err']:.3f} | {r['unmatched_frames']} |"
+                    f"{r['rot_err_deg']:.2f} | {r['trans_err']:.3f} | {r['unmatched_frames']} "
+                    f"| {r['clips_scored']} |"
                 )
             save_sheet(sheets / f"{name}.png", sheet, ("source", "generated", "true target"))
         else:

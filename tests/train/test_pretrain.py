@@ -6,16 +6,20 @@ import pytest
 import torch
 
 from geogrpo.models.autoencoder import FrameAutoencoder
-from geogrpo.models.policy import VideoPolicy
+from geogrpo.models.policy import SAMPLE_PREDICTION_T_MIN, VideoPolicy
 from geogrpo.train.pretrain import (
     AutoencoderPretrainConfig,
+    LatentSet,
     PolicyPretrainConfig,
     evaluate_autoencoder,
     file_sha256,
+    flow_matching_loss,
     load_videos,
     pretrain_autoencoder,
     pretrain_policy,
+    training_times,
 )
+from tests.models.test_policy import PROMPT, tiny_policy
 
 SMALL = {"frames": 5, "size": 32}
 
@@ -109,3 +113,46 @@ def test_bad_settings_are_refused():
         AutoencoderPretrainConfig(crop=60)
     with pytest.raises(ValueError, match="conditioning"):
         pretrain_policy(PolicyPretrainConfig(conditioning="image"))
+
+
+def test_training_times_follow_the_shifted_logit_normal():
+    gen = torch.Generator().manual_seed(0)
+    for shift in (1.0, 3.0):
+        t = training_times(200_000, shift, gen)
+        assert float(t.min()) > 0 and float(t.max()) < 1
+        assert abs(float(t.median()) - shift / (1 + shift)) < 0.005  # median of u is 1/2
+
+
+def test_sample_loss_is_the_error_of_the_implied_clean_latent():
+    policy = tiny_policy("t2v", prediction="sample")
+    cond = policy.prepare([PROMPT] * 3)
+    x0 = torch.randn(3, policy.latent_channels, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+    seed = 3
+    loss = flow_matching_loss(policy, x0, cond, torch.Generator().manual_seed(seed), "sample")
+    gen = torch.Generator().manual_seed(seed)  # replay the same draws
+    t = training_times(3, 1.0, gen)
+    assert float(t.min()) >= SAMPLE_PREDICTION_T_MIN  # where the weighting is exact
+    eps = torch.randn(x0.shape, generator=gen)
+    tt = t.view(-1, 1, 1, 1, 1)
+    xt = (1 - tt) * x0 + tt * eps
+    x0_hat = xt - tt * policy.velocity(xt, t, cond)
+    assert torch.allclose(loss, torch.nn.functional.mse_loss(x0_hat, x0), rtol=1e-5)
+    v_loss = flow_matching_loss(policy, x0, cond, torch.Generator().manual_seed(seed))
+    assert v_loss.item() > loss.item()  # t < 1: the velocity error is the x0 error over t
+
+
+def test_latent_cache_round_trips_and_refuses_another_key(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    latents = LatentSet(
+        ["a room", "a hall"],
+        torch.randn(2, 8, 2, 4, 4, generator=g),
+        source=torch.randn(2, 8, 2, 4, 4, generator=g),
+        cameras=torch.eye(4).expand(2, 5, 4, 4).clone(),
+    )
+    path = tmp_path / "cache.safetensors"
+    latents.save(path, "camera_v2v/train/autoencoder-a")
+    loaded = LatentSet.load(path, "camera_v2v/train/autoencoder-a")
+    assert loaded.prompts == latents.prompts and loaded.reproj is None
+    assert torch.equal(loaded.target, latents.target) and torch.equal(loaded.source, latents.source)
+    assert LatentSet.load(path, "camera_v2v/train/autoencoder-b") is None  # other autoencoder
+    assert LatentSet.load(tmp_path / "missing.safetensors", "x") is None

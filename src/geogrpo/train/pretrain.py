@@ -10,6 +10,7 @@ This is SFT, not the GRPO trainer: it makes the base models GRPO then post-train
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import platform
 import shlex
@@ -21,6 +22,8 @@ from typing import Any
 
 import torch
 from diffusers import WanTransformer3DModel
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -36,11 +39,16 @@ from geogrpo.models.conditioning import (
     make_conditioning,
     reproject_source,
 )
-from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy, tiny_transformer_config
+from geogrpo.models.policy import (
+    PRETRAINED_DIR,
+    SAMPLE_PREDICTION_T_MIN,
+    VideoPolicy,
+    tiny_transformer_config,
+)
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.train.logging import RunLogger
-from geogrpo.utils.checks import check_int_range, check_positive
-from geogrpo.utils.io import atomic_write_json
+from geogrpo.utils.checks import check_choice, check_int_range, check_positive
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, check_training_split
 
 
@@ -214,6 +222,11 @@ class PolicyPretrainConfig:
     ffn_dim: int = 256
     text_dim: int = 64
     prediction: str = "sample"
+    # "velocity": MSE of v (SD3/Wan); "sample": MSE of x0, i.e. v-MSE weighted by t^2. With
+    # x0 prediction, v-MSE puts ~1/t^2 of the weight on nearly clean inputs (fine detail) and
+    # little on high noise, where layout, camera motion and copying from the source are learned.
+    loss: str = "velocity"
+    time_shift: float = 1.0  # t = s u / (1 + (s - 1) u), u logit-normal; s > 1 favours noise
     init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
     eval_every: int = 500
     seed: int = 0
@@ -223,6 +236,12 @@ class PolicyPretrainConfig:
         check_int_range("batch", self.batch, 1)
         check_int_range("layers", self.layers, 1)
         check_positive("lr", self.lr)
+        check_positive("time_shift", self.time_shift)
+        check_choice("loss", self.loss, LOSSES)
+
+
+LOSSES = ("velocity", "sample")
+_LATENT_FIELDS = ("target", "source", "cameras", "reproj", "reproj_mask")
 
 
 @dataclass
@@ -259,6 +278,23 @@ class LatentSet:
             reproj_latents=pick(self.reproj),
             reproj_mask=pick(self.reproj_mask),
         )
+
+    def save(self, path: Path, key: str) -> None:
+        tensors = {k: getattr(self, k) for k in _LATENT_FIELDS if getattr(self, k) is not None}
+        meta = {"prompts": json.dumps(self.prompts), "key": key}
+        atomic_save_safetensors(path, tensors, metadata=meta)
+
+    @staticmethod
+    def load(path: Path, key: str) -> LatentSet | None:
+        """The cached set at ``path`` if it was encoded under ``key``, else None."""
+        if not path.is_file():
+            return None
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+        if meta.get("key") != key:
+            return None
+        tensors = load_file(str(path))
+        return LatentSet(json.loads(meta["prompts"]), **tensors)
 
 
 def encode_items(
@@ -302,15 +338,32 @@ def encode_items(
     )
 
 
+def training_times(n: int, shift: float, gen: torch.Generator) -> Tensor:
+    """``n`` times ``s u / (1 + (s - 1) u)`` of logit-normal ``u`` (median ``s / (1 + s)``): the
+    timestep shift of SD3/Wan applied to SD3's training distribution."""
+    u = torch.sigmoid(torch.randn(n, generator=gen))
+    return shift * u / (1 + (shift - 1) * u)
+
+
 def flow_matching_loss(
-    policy: VideoPolicy, x0: Tensor, condition: Condition, gen: torch.Generator
+    policy: VideoPolicy,
+    x0: Tensor,
+    condition: Condition,
+    gen: torch.Generator,
+    loss: str = "velocity",
+    time_shift: float = 1.0,
 ) -> Tensor:
-    """MSE between predicted and true velocity ``eps - x0`` at logit-normal times (SD3)."""
-    t = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+    """Flow-matching MSE at shifted logit-normal times (SD3): of the velocity ``eps - x0``, or,
+    with ``loss="sample"``, of the implied ``x0`` (the same error weighted by ``max(t, t_min)^2``,
+    exact where ``t >= t_min``)."""
+    t = training_times(x0.shape[0], time_shift, gen)
     eps = torch.randn(x0.shape, generator=gen)
     tt = t.view(-1, 1, 1, 1, 1)
     v = policy.velocity((1 - tt) * x0 + tt * eps, t, condition)
-    return torch.nn.functional.mse_loss(v, eps - x0)
+    err = (v - (eps - x0)) ** 2
+    if loss == "sample":
+        err = err * tt.clamp_min(SAMPLE_PREDICTION_T_MIN) ** 2
+    return err.mean()
 
 
 def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
@@ -324,14 +377,28 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     kind, folder = ("t2v", "t2v") if "t2v" in cfg.conditioning else ("pairs", "pairs")
     cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
 
+    ae_digest = hashlib.sha256()
+    for name, tensor in sorted(autoencoder.state_dict().items()):
+        ae_digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+    family = "t2v" if kind == "t2v" else conditioning.name
+
     def latents(split: str, n: int) -> LatentSet:
-        """Encode in chunks: raw items (two float videos and depths each) do not all fit."""
+        """Encode in chunks (raw items do not all fit), cached per autoencoder and settings:
+        the autoencoder is frozen, so re-encoding on every run only costs time."""
+        name = f"{family}_{split}_{n}_{cfg.frames}x{cfg.size}"
+        key = f"{name}/{ae_digest.hexdigest()}"
+        path = Path(cfg.data_dir) / "latents" / f"{name}.safetensors"
+        cached = LatentSet.load(path, key)
+        if cached is not None:
+            return cached
         ds = cls(split, n, cfg.frames, cfg.size, cache_dir=Path(cfg.data_dir) / folder / split)
         chunks = [
             encode_items(conditioning, autoencoder, [ds[i] for i in chunk.tolist()])
             for chunk in tqdm(torch.arange(n).split(64), desc=f"encode {split}", leave=False)
         ]
-        return LatentSet.concat(chunks)
+        encoded = LatentSet.concat(chunks)
+        encoded.save(path, key)
+        return encoded
 
     train, val = latents("train", cfg.n_train), latents("val", cfg.n_val)
     text_encoder = GrammarTextEncoder(dim=cfg.text_dim)
@@ -372,7 +439,13 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         with torch.no_grad():
             for idx in torch.arange(len(val.prompts)).split(cfg.batch):
                 cond = val.condition(idx, text_encoder(val.condition(idx, None).prompts))
-                losses.append(float(flow_matching_loss(policy, val.target[idx], cond, g)))
+                losses.append(
+                    float(
+                        flow_matching_loss(
+                            policy, val.target[idx], cond, g, cfg.loss, cfg.time_shift
+                        )
+                    )
+                )
         return sum(losses) / len(losses)
 
     with RunLogger(out / "logs") as logger:
@@ -381,7 +454,9 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             idx = torch.randint(len(train.prompts), (cfg.batch,), generator=gen)
             prompts = [train.prompts[i] for i in idx.tolist()]
             cond = train.condition(idx, text_encoder(prompts))
-            loss = flow_matching_loss(policy, train.target[idx], cond, gen)
+            loss = flow_matching_loss(
+                policy, train.target[idx], cond, gen, cfg.loss, cfg.time_shift
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
