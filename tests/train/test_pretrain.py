@@ -106,6 +106,8 @@ def test_policy_pretraining_lowers_the_loss_and_saves_a_loadable_policy(
         a = policy.transformer.state_dict()
         b = VideoPolicy.from_pretrained(root / "again").transformer.state_dict()
         assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
+        chained = json.loads((root / "again" / "manifest.json").read_text())
+        assert chained["init_from_manifest"] == manifest  # the chain can be replayed
 
 
 def test_bad_settings_are_refused():

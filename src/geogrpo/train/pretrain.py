@@ -42,6 +42,7 @@ from geogrpo.models.conditioning import (
 from geogrpo.models.policy import (
     PRETRAINED_DIR,
     SAMPLE_PREDICTION_T_MIN,
+    SHIPPED,
     VideoPolicy,
     tiny_transformer_config,
 )
@@ -80,8 +81,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(out: Path, config: Any, metrics: dict[str, Any], wall_s: float) -> Path:
-    """Record how a checkpoint was made, next to it; sha256 covers every weight file."""
+def write_manifest(
+    out: Path,
+    config: Any,
+    metrics: dict[str, Any],
+    wall_s: float,
+    init_from_manifest: dict[str, Any] | None = None,
+) -> Path:
+    """Record how a checkpoint was made, next to it; sha256 covers every weight file. A run that
+    continued from saved weights embeds their manifest, so the whole chain can be replayed."""
     weights = sorted(p for p in out.rglob("*.safetensors"))
     manifest = {
         "command": " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]])
@@ -98,6 +106,8 @@ def write_manifest(out: Path, config: Any, metrics: dict[str, Any], wall_s: floa
         "metrics": metrics,
         "sha256": {str(p.relative_to(out)): file_sha256(p) for p in weights},
     }
+    if init_from_manifest is not None:
+        manifest["init_from_manifest"] = init_from_manifest
     return atomic_write_json(out / "manifest.json", manifest)
 
 
@@ -423,6 +433,19 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             )
         transformer.load_state_dict(initial.transformer.state_dict())
         text_encoder.load_state_dict(initial.text_encoder.state_dict())
+        init_root = (
+            PRETRAINED_DIR / SHIPPED[cfg.init_from][0]
+            if cfg.init_from in SHIPPED
+            else Path(cfg.init_from)
+        )
+        init_manifest_path = init_root / "manifest.json"  # read now: ``out`` may overwrite it
+        init_manifest = (
+            json.loads(init_manifest_path.read_text(encoding="utf-8"))
+            if init_manifest_path.is_file()
+            else {"note": f"{cfg.init_from} has no manifest.json"}
+        )
+    else:
+        init_manifest = None
     policy = VideoPolicy(
         transformer, autoencoder, text_encoder, conditioning, prediction=cfg.prediction
     )
@@ -482,5 +505,5 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         "text_encoder_params": sum(p.numel() for p in text_encoder.parameters()),
         "steps": cfg.steps,
     }
-    write_manifest(out, cfg, metrics, wall)
+    write_manifest(out, cfg, metrics, wall, init_manifest)
     return metrics
