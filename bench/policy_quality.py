@@ -104,7 +104,9 @@ def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
     }
 
 
-def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[dict], list]:
+def evaluate_v2v(
+    name: str, n: int, data_dir: Path, steps: int, shift: float
+) -> tuple[list[dict], list]:
     policy = VideoPolicy.from_pretrained(name)
     ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
     rows: dict[str, list] = {k: [] for k in ("generated", "copy source", "reprojected", "ae")}
@@ -121,7 +123,9 @@ def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[di
             "intrinsics": it["intrinsics"][None].float(),
         }
         gen = to_frames(
-            generate(policy, [it["caption"]], *src.shape[2:], steps=steps, seed=i, **inputs)[0]
+            generate(
+                policy, [it["caption"]], *src.shape[2:], steps=steps, shift=shift, seed=i, **inputs
+            )[0]
         )
         render, _ = reproject_source(
             src,
@@ -157,14 +161,15 @@ def evaluate_v2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[list[di
     return table, sheet
 
 
-def evaluate_t2v(name: str, n: int, data_dir: Path, steps: int) -> tuple[dict, list]:
+def evaluate_t2v(name: str, n: int, data_dir: Path, steps: int, shift: float) -> tuple[dict, list]:
     policy = VideoPolicy.from_pretrained(name)
     ds = TextToVideoClips("val", n, cache_dir=data_dir / "t2v" / "val")
     pairs, sheet = [], []
     for i in range(n):
         it = ds[i]
         f, h, w = it["video"].shape[:3]
-        gen = to_frames(generate(policy, [it["caption"]], f, h, w, steps=steps, seed=i)[0])
+        gen = generate(policy, [it["caption"]], f, h, w, steps=steps, shift=shift, seed=i)
+        gen = to_frames(gen[0])
         pairs.append((dominant_motion(gen), dominant_motion(it["video"].float())))
         if i < 4:
             sheet.append((gen, it["video"], it["caption"]))
@@ -243,11 +248,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=24, help="val items per policy")
     parser.add_argument("--steps", type=int, default=20, help="ODE sampling steps")
+    parser.add_argument("--shift", type=float, default=3.0, help="sampling timestep shift")
     parser.add_argument("--data-dir", default="data", help="dataset cache root")
     parser.add_argument("--sheets", default="docs/images", help="where contact sheets go")
     parser.add_argument("--runs", default="runs/pretrain", help="pretraining runs to plot")
     parser.add_argument(
-        "--policies", nargs="+", default=["tiny-t2v", "tiny-camera-v2v", "tiny-reproj-v2v"]
+        "--policies",
+        nargs="+",
+        default=["tiny-t2v", "tiny-warped-noise-t2v", "tiny-camera-v2v", "tiny-reproj-v2v"],
     )
     args = parser.parse_args()
     data_dir, sheets = Path(args.data_dir), Path(args.sheets)
@@ -261,7 +269,7 @@ def main() -> None:
     print(f"autoencoder val PSNR (64 clips): {evaluate_autoencoder(ae, val):.2f} dB\n")
     for name in args.policies:
         if "v2v" in name:
-            table, sheet = evaluate_v2v(name, args.n, data_dir, args.steps)
+            table, sheet = evaluate_v2v(name, args.n, data_dir, args.steps, args.shift)
             print(
                 f"| {name} ({args.n} val pairs) | PSNR dB | SSIM | RotErr deg | TransErr "
                 "| unmatched frames | clips scored |"
@@ -275,7 +283,7 @@ def main() -> None:
                 )
             save_sheet(sheets / f"{name}.png", sheet, ("source", "generated", "true target"))
         else:
-            row, sheet = evaluate_t2v(name, args.n, data_dir, args.steps)
+            row, sheet = evaluate_t2v(name, args.n, data_dir, args.steps, args.shift)
             print(
                 f"{name}: dominant-motion agreement with the true render "
                 f"{row['motion_agreement']:.2f} "

@@ -285,6 +285,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         metrics = pretrain.pretrain_autoencoder(
             config_from_args(pretrain.AutoencoderPretrainConfig, args)
         )
+    elif args.pretrain_command == "export":
+        metrics = pretrain.export_policy(config_from_args(pretrain.PolicyExportConfig, args))
     else:
         metrics = pretrain.pretrain_policy(config_from_args(pretrain.PolicyPretrainConfig, args))
     print("\n".join(f"{k}: {v}" for k, v in metrics.items()))
@@ -304,6 +306,11 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
     dit = psub.add_parser("policy", help="a tiny Wan DiT + text encoder for one conditioning")
     add_dataclass_arguments(dit, pretrain.PolicyPretrainConfig)
     dit.set_defaults(func=_pretrain)
+    export = psub.add_parser(
+        "export", help="re-save a trained policy for shipping (float16 transformer weights)"
+    )
+    add_dataclass_arguments(export, pretrain.PolicyExportConfig)
+    export.set_defaults(func=_pretrain)
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:

@@ -1,17 +1,21 @@
 """Pretraining loops on tiny clips: they learn; what they write loads and matches its manifest."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.policy import SAMPLE_PREDICTION_T_MIN, VideoPolicy
 from geogrpo.train.pretrain import (
     AutoencoderPretrainConfig,
     LatentSet,
+    PolicyExportConfig,
     PolicyPretrainConfig,
     evaluate_autoencoder,
+    export_policy,
     file_sha256,
     flow_matching_loss,
     load_videos,
@@ -84,10 +88,11 @@ def test_policy_pretraining_lowers_the_loss_and_saves_a_loadable_policy(
         head_dim=12,
         ffn_dim=16,
         text_dim=16,
-        eval_every=40,
+        eval_every=20,  # writes out/latest at step 20; the final policy replaces it
         **SMALL,
     )
     metrics = pretrain_policy(cfg)
+    assert not (out / "latest").exists()
     rows = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     first, last = rows[0]["loss"], sum(r["loss"] for r in rows[-10:]) / 10
     assert last < first  # flow-matching loss of a fresh model is ~2 (unit-variance target)
@@ -108,6 +113,32 @@ def test_policy_pretraining_lowers_the_loss_and_saves_a_loadable_policy(
         assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
         chained = json.loads((root / "again" / "manifest.json").read_text())
         assert chained["init_from_manifest"] == manifest  # the chain can be replayed
+        check_export(out, root / "exported", manifest)
+
+
+def check_export(source, out, run_manifest):
+    """float16 export: half the transformer bytes, same predictions to fp16 precision, manifest
+    traceable to the run."""
+    export_policy(PolicyExportConfig(source=str(source), out=str(out), dtype="float16"))
+    weights = Path("transformer") / "diffusion_pytorch_model.safetensors"
+    stored = load_file(str(out / weights))
+    assert all(v.dtype == torch.float16 for v in stored.values())
+    assert (out / weights).stat().st_size < 0.6 * (source / weights).stat().st_size
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["exported_from"] == run_manifest
+    assert manifest["command"] == run_manifest["command"]
+    for rel, digest in manifest["sha256"].items():
+        assert file_sha256(out / rel) == digest
+    a, b = VideoPolicy.from_pretrained(source), VideoPolicy.from_pretrained(out)
+    assert next(b.transformer.parameters()).dtype == torch.float32  # cast back on load
+    cond = a.prepare([PROMPT])
+    x = torch.randn(1, a.latent_channels, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        va, vb = a.velocity(x, 0.5, cond), b.velocity(x, 0.5, cond)
+    assert not torch.equal(va, vb)  # really rounded
+    assert torch.allclose(va, vb, atol=5e-3 * float(va.abs().max()))
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        export_policy(PolicyExportConfig(source=str(out / "transformer"), out=str(out / "x")))
 
 
 def test_bad_settings_are_refused():
@@ -115,6 +146,10 @@ def test_bad_settings_are_refused():
         AutoencoderPretrainConfig(crop=60)
     with pytest.raises(ValueError, match="conditioning"):
         pretrain_policy(PolicyPretrainConfig(conditioning="image"))
+    with pytest.raises(ValueError, match="dtype"):
+        PolicyExportConfig(dtype="int8")
+    with pytest.raises(ValueError, match="loss"):
+        PolicyPretrainConfig(loss="l1")
 
 
 def test_training_times_follow_the_shifted_logit_normal():

@@ -212,9 +212,11 @@ class VideoPolicy(nn.Module):
 
     # -- persistence --------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write our layout (atomic files). With LoRA attached this saves the base transformer;
-        adapters are saved separately (:func:`geogrpo.models.params.save_adapter`)."""
+        adapters are saved separately (:func:`geogrpo.models.params.save_adapter`). ``dtype``
+        (e.g. ``torch.float16``) stores the transformer's floating-point weights in that type,
+        half the bytes for shipping; loading casts them back to the model's type."""
         out = Path(directory)
         transformer = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
         (out / "transformer").mkdir(parents=True, exist_ok=True)
@@ -222,7 +224,10 @@ class VideoPolicy(nn.Module):
         atomic_write_json(
             out / "transformer" / "config.json", {"_class_name": "WanTransformer3DModel", **config}
         )
-        atomic_save_safetensors(out / "transformer" / TRANSFORMER_WEIGHTS, transformer.state_dict())
+        state = transformer.state_dict()
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        atomic_save_safetensors(out / "transformer" / TRANSFORMER_WEIGHTS, state)
         self.autoencoder.save_pretrained(out / "autoencoder")
         self.text_encoder.save_pretrained(out / "text_encoder")
         atomic_write_json(

@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -238,7 +239,7 @@ class PolicyPretrainConfig:
     loss: str = "velocity"
     time_shift: float = 1.0  # t = s u / (1 + (s - 1) u), u logit-normal; s > 1 favours noise
     init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
-    eval_every: int = 500
+    eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -495,10 +496,13 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 row["val_loss"] = val_loss()
                 text_encoder.train()
                 bar.set_postfix(val_loss=f"{row['val_loss']:.4f}")
+                if step < cfg.steps:  # a usable policy mid-run; atomic files, overwritten
+                    policy.save_pretrained(out / "latest")
             logger.log(step, row)
     wall = time.perf_counter() - start
     text_encoder.requires_grad_(False).eval()
     policy.save_pretrained(out)
+    shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final policy
     metrics = {
         "val_loss": row["val_loss"],
         "transformer_params": sum(p.numel() for p in transformer.parameters()),
@@ -507,3 +511,46 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     }
     write_manifest(out, cfg, metrics, wall, init_manifest)
     return metrics
+
+
+EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclass
+class PolicyExportConfig:
+    """Settings of ``geogrpo pretrain export``: a trained policy, re-saved for shipping."""
+
+    source: str = "runs/pretrain/tiny-t2v"
+    out: str = "src/geogrpo/models/pretrained/tiny-t2v"
+    dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, tuple(EXPORT_DTYPES))
+
+
+def export_policy(cfg: PolicyExportConfig) -> dict[str, Any]:
+    """Re-save the policy at ``source`` with its transformer weights in ``dtype``; the manifest
+    keeps the training run's (command, seed, data, wall time, metrics) and embeds it whole, so
+    what ships is traceable to the run that made it."""
+    source, out = Path(cfg.source), Path(cfg.out)
+    run_manifest_path = source / "manifest.json"
+    if not run_manifest_path.is_file():
+        raise FileNotFoundError(
+            f"source: no manifest.json in {source}; export a folder written by "
+            "`geogrpo pretrain policy`"
+        )
+    run = json.loads(run_manifest_path.read_text(encoding="utf-8"))
+    policy = VideoPolicy.from_pretrained(source)
+    start = time.perf_counter()
+    policy.save_pretrained(out, dtype=EXPORT_DTYPES[cfg.dtype])
+    weights = sorted(p for p in out.rglob("*.safetensors"))
+    manifest = {
+        **{k: run[k] for k in ("config", "seed", "data", "wall_time_s", "threads", "metrics")},
+        "command": run["command"],
+        "export_command": " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]]),
+        "export": asdict(cfg),
+        "exported_from": run,
+        "sha256": {str(p.relative_to(out)): file_sha256(p) for p in weights},
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return {"out": str(out), "dtype": cfg.dtype, "export_s": round(time.perf_counter() - start, 2)}
