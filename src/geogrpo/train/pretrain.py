@@ -228,16 +228,16 @@ class PolicyPretrainConfig:
     batch: int = 8
     lr: float = 5e-4
     layers: int = 4
-    heads: int = 4
+    heads: int = 6  # width heads x head_dim = 192: beat 128 at equal wall time (bench/RESULTS.md)
     head_dim: int = 32
-    ffn_dim: int = 256
+    ffn_dim: int = 384
     text_dim: int = 64
     prediction: str = "sample"
     # "velocity": MSE of v (SD3/Wan); "sample": MSE of x0, i.e. v-MSE weighted by t^2. With
     # x0 prediction, v-MSE puts ~1/t^2 of the weight on nearly clean inputs (fine detail) and
     # little on high noise, where layout, camera motion and copying from the source are learned.
     loss: str = "velocity"
-    time_shift: float = 1.0  # t = s u / (1 + (s - 1) u), u logit-normal; s > 1 favours noise
+    time_shift: float = 3.0  # t = s u / (1 + (s - 1) u), u logit-normal; s > 1 favours noise
     init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
     eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
