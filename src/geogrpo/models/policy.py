@@ -56,6 +56,13 @@ SAMPLE_PREDICTION_T_MIN = 0.05
 _T2V_FAMILY = {"t2v", "warped_noise_t2v"}  # same weights, different initial noise
 
 
+def policy_dir(name_or_path: str | Path) -> Path:
+    """The folder of a shipped policy name, or the path itself."""
+    if str(name_or_path) in SHIPPED:
+        return PRETRAINED_DIR / SHIPPED[str(name_or_path)][0]
+    return Path(name_or_path)
+
+
 def tiny_transformer_config(
     latent_channels: int,
     conditioning: Conditioning,
@@ -241,12 +248,9 @@ class VideoPolicy(nn.Module):
         cls, name_or_path: str | Path, conditioning: str | None = None, **kwargs
     ) -> VideoPolicy:
         """Load a shipped tiny policy by name, our layout, or a diffusers Wan2.1 folder."""
+        root = policy_dir(name_or_path)
         if str(name_or_path) in SHIPPED:
-            folder, default = SHIPPED[str(name_or_path)]
-            root = PRETRAINED_DIR / folder
-            conditioning = conditioning or default
-        else:
-            root = Path(name_or_path)
+            conditioning = conditioning or SHIPPED[str(name_or_path)][1]
         if (root / "model_index.json").is_file():
             return cls._from_wan_checkpoint(root, conditioning or "t2v", **kwargs)
         if not (root / "policy.json").is_file():

@@ -43,8 +43,8 @@ from geogrpo.models.conditioning import (
 from geogrpo.models.policy import (
     PRETRAINED_DIR,
     SAMPLE_PREDICTION_T_MIN,
-    SHIPPED,
     VideoPolicy,
+    policy_dir,
     tiny_transformer_config,
 )
 from geogrpo.models.text import GrammarTextEncoder
@@ -82,6 +82,18 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def invocation() -> str:
+    """The command line that is running, as ``geogrpo ...`` when started through the CLI."""
+    if Path(sys.argv[0]).name == "geogrpo":
+        return " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]])
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def weight_digests(out: Path) -> dict[str, str]:
+    """sha256 of every ``*.safetensors`` under ``out``, by relative path."""
+    return {str(p.relative_to(out)): file_sha256(p) for p in sorted(out.rglob("*.safetensors"))}
+
+
 def write_manifest(
     out: Path,
     config: Any,
@@ -91,11 +103,8 @@ def write_manifest(
 ) -> Path:
     """Record how a checkpoint was made, next to it; sha256 covers every weight file. A run that
     continued from saved weights embeds their manifest, so the whole chain can be replayed."""
-    weights = sorted(p for p in out.rglob("*.safetensors"))
     manifest = {
-        "command": " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]])
-        if Path(sys.argv[0]).name == "geogrpo"
-        else " ".join(shlex.quote(a) for a in sys.argv),
+        "command": invocation(),
         "config": asdict(config),
         "seed": config.seed,
         "data": f"procedural world: train split items 0-{config.n_train - 1}, dataset seed 0; "
@@ -105,7 +114,7 @@ def write_manifest(
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "metrics": metrics,
-        "sha256": {str(p.relative_to(out)): file_sha256(p) for p in weights},
+        "sha256": weight_digests(out),
     }
     if init_from_manifest is not None:
         manifest["init_from_manifest"] = init_from_manifest
@@ -434,12 +443,8 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             )
         transformer.load_state_dict(initial.transformer.state_dict())
         text_encoder.load_state_dict(initial.text_encoder.state_dict())
-        init_root = (
-            PRETRAINED_DIR / SHIPPED[cfg.init_from][0]
-            if cfg.init_from in SHIPPED
-            else Path(cfg.init_from)
-        )
-        init_manifest_path = init_root / "manifest.json"  # read now: ``out`` may overwrite it
+        # read it now: ``out`` may be the folder it lives in
+        init_manifest_path = policy_dir(cfg.init_from) / "manifest.json"
         init_manifest = (
             json.loads(init_manifest_path.read_text(encoding="utf-8"))
             if init_manifest_path.is_file()
@@ -543,14 +548,13 @@ def export_policy(cfg: PolicyExportConfig) -> dict[str, Any]:
     policy = VideoPolicy.from_pretrained(source)
     start = time.perf_counter()
     policy.save_pretrained(out, dtype=EXPORT_DTYPES[cfg.dtype])
-    weights = sorted(p for p in out.rglob("*.safetensors"))
     manifest = {
         **{k: run[k] for k in ("config", "seed", "data", "wall_time_s", "threads", "metrics")},
         "command": run["command"],
-        "export_command": " ".join(shlex.quote(a) for a in ["geogrpo", *sys.argv[1:]]),
+        "export_command": invocation(),
         "export": asdict(cfg),
         "exported_from": run,
-        "sha256": {str(p.relative_to(out)): file_sha256(p) for p in weights},
+        "sha256": weight_digests(out),
     }
     atomic_write_json(out / "manifest.json", manifest)
     return {"out": str(out), "dtype": cfg.dtype, "export_s": round(time.perf_counter() - start, 2)}
