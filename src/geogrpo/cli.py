@@ -279,9 +279,13 @@ def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from geogrpo.train import pretrain
+    from geogrpo.train import perception, pretrain
 
-    if args.pretrain_command == "autoencoder":
+    if args.pretrain_command == "tinygeo":
+        metrics = perception.pretrain_tinygeo(
+            config_from_args(perception.TinyGeoPretrainConfig, args)
+        )
+    elif args.pretrain_command == "autoencoder":
         metrics = pretrain.pretrain_autoencoder(
             config_from_args(pretrain.AutoencoderPretrainConfig, args)
         )
@@ -294,7 +298,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
-    from geogrpo.train import pretrain
+    from geogrpo.train import perception, pretrain
 
     p = sub.add_parser(
         "pretrain", help="supervised pretraining of the embedded tiny models (autoencoder, DiTs)"
@@ -311,6 +315,9 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(export, pretrain.PolicyExportConfig)
     export.set_defaults(func=_pretrain)
+    geo = psub.add_parser("tinygeo", help="the embedded geometry estimator (cameras, depth)")
+    add_dataclass_arguments(geo, perception.TinyGeoPretrainConfig)
+    geo.set_defaults(func=_pretrain)
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:

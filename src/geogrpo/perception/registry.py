@@ -1,0 +1,26 @@
+"""Geometry estimators by name, for recipes and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from geogrpo.perception.base import GeometryEstimator
+
+
+def _tinygeo(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.tinygeo import TinyGeoEstimator
+
+    return TinyGeoEstimator(**kwargs)
+
+
+ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {"tinygeo": _tinygeo}
+
+
+def make_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
+    """Build an estimator by name (``tinygeo``; ``classical`` and adapters as they land)."""
+    if name not in ESTIMATORS:
+        raise ValueError(
+            f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"
+        )
+    return ESTIMATORS[name](**kwargs)

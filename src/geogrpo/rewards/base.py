@@ -1,0 +1,150 @@
+"""Reward interface: ``reward(batch) -> RewardOutput(scores [B], valid [B], diagnostics, reasons)``.
+
+A reward never raises for one bad sample and never hands the trainer a NaN: a sample it cannot
+score (non-finite frames, an estimator failure, a batch whose fields disagree in size) gets score
+0, ``valid = False`` and a reason; the trainer masks invalid samples out of the group statistics.
+Scores of a valid sample are finite and, for every shipped reward, in ``[0, 1]`` (higher is
+better), so the masked placeholder 0 is never better than a real score.
+
+Batches carry whatever the rewards of a recipe need; geometry estimated from a batch is cached on
+it (``batch.cache``), so the trajectory, smoothness and reprojection rewards of one recipe share a
+single estimator call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from geogrpo.perception.base import GeometryEstimate, GeometryEstimator, check_video
+
+# Tensor fields of a batch; their first dimension is the batch size.
+BATCH_FIELDS = (
+    "video",
+    "latents",
+    "intrinsics",
+    "target_w2c",
+    "reference_video",
+    "visible",
+    "source_video",
+)
+
+
+@dataclass
+class RewardBatch:
+    """What the generator produced for a batch of conditions, and what it was asked for."""
+
+    video: Tensor | None = None  # [B, F, H, W, 3] in [0, 1], decoded output
+    latents: Tensor | None = None  # [B, C, f, h, w], output before decoding
+    intrinsics: Tensor | None = None  # [B, 3, 3] pixels, when known
+    target_w2c: Tensor | None = None  # [B, F, 4, 4] requested cameras (OpenCV w2c)
+    reference_video: Tensor | None = None  # [B, F, H, W, 3] reprojected source (DEVIS-GRPO)
+    visible: Tensor | None = None  # [B, F, H, W] bool, pixels the reprojection covers
+    source_video: Tensor | None = None  # [B, F, H, W, 3] the v2v source clip
+    prompts: list[str] | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def size(self) -> tuple[int, str]:
+        """Batch size and, when the fields disagree, why (else "")."""
+        sizes = {
+            name: getattr(self, name).shape[0]
+            for name in BATCH_FIELDS
+            if isinstance(getattr(self, name), Tensor)
+        }
+        if self.prompts is not None:
+            sizes["prompts"] = len(self.prompts)
+        if not sizes:
+            return 0, "the batch holds no video, latents or conditions"
+        b = max(sizes.values())
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            return b, f"batch fields disagree in size ({listed}); every field needs B entries"
+        return b, ""
+
+
+@dataclass
+class RewardOutput:
+    """Per-sample scores, which of them count, and what went into them."""
+
+    scores: Tensor  # [B] float32, finite, 0 where invalid
+    valid: Tensor  # [B] bool
+    diagnostics: dict[str, Tensor] = field(default_factory=dict)  # name -> [B]
+    reasons: list[str] = field(default_factory=list)  # [B], "" for valid samples
+
+
+class Reward(Protocol):
+    name: str
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput: ...
+
+
+def finalize(
+    scores: Tensor,
+    valid: Tensor,
+    reasons: list[str],
+    diagnostics: dict[str, Tensor] | None = None,
+) -> RewardOutput:
+    """Mask invalid and non-finite scores to 0 with a reason; diagnostics keep NaN where unknown."""
+    scores = scores.detach().float().reshape(-1)
+    valid = valid.clone().bool().reshape(-1)
+    reasons = list(reasons)
+    bad = ~torch.isfinite(scores) & valid
+    for i in torch.nonzero(bad).flatten().tolist():
+        reasons[i] = "the reward computed a non-finite score"
+    valid &= ~bad
+    scores = torch.where(valid, scores, torch.zeros_like(scores))
+    diag = {k: v.detach().float().reshape(-1) for k, v in (diagnostics or {}).items()}
+    return RewardOutput(scores, valid, diag, reasons)
+
+
+def all_masked(b: int, reason: str, diagnostics: tuple[str, ...] = ()) -> RewardOutput:
+    """Every sample masked for one batch-level reason."""
+    nan = torch.full((b,), float("nan"))
+    return RewardOutput(
+        torch.zeros(b),
+        torch.zeros(b, dtype=torch.bool),
+        {k: nan for k in diagnostics},
+        [reason] * b,
+    )
+
+
+def estimate_geometry(batch: RewardBatch, estimator: GeometryEstimator) -> GeometryEstimate:
+    """Estimate once per batch and estimator object; later rewards reuse the cached estimate."""
+    key = f"geometry/{estimator.name}/{id(estimator)}"  # the entry keeps the estimator alive
+    if key not in batch.cache:
+        if batch.video is None:
+            raise ValueError(
+                f"video: the {estimator.name} estimator needs the decoded video; this batch has "
+                "only latents (use a latent estimator, source='latent')"
+            )
+        check_video("video", batch.video)
+        batch.cache[key] = (estimator, estimator.estimate(batch.video, batch.intrinsics))
+    return batch.cache[key][1]
+
+
+REWARDS: dict[str, Callable[..., Reward]] = {}
+
+
+def register_reward(name: str) -> Callable[[Callable[..., Reward]], Callable[..., Reward]]:
+    """Name a reward factory so recipes can reference it."""
+
+    def add(factory: Callable[..., Reward]) -> Callable[..., Reward]:
+        if name in REWARDS:
+            raise ValueError(f"reward {name!r} is already registered")
+        REWARDS[name] = factory
+        return factory
+
+    return add
+
+
+def build_reward(name: str, **kwargs: Any) -> Reward:
+    """Instantiate a registered reward with its options."""
+    if name not in REWARDS:
+        raise ValueError(
+            f"reward: unknown name {name!r}; registered are {', '.join(sorted(REWARDS))}"
+        )
+    return REWARDS[name](**kwargs)

@@ -1,0 +1,290 @@
+"""Geometry rewards: trajectory following (Geo-Align), camera smoothness and reprojection
+consistency (VGGRPO). Pure functions on cameras and depth, and thin reward shells that get the
+geometry from an estimator (cached on the batch) and mask what they cannot score.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from geogrpo.camera.metrics import align_trajectory, weighted_trajectory_error
+from geogrpo.camera.se3 import camera_centers, invert_pose, relative_to_first, so3_log
+from geogrpo.geometry.projection import unproject_depth
+from geogrpo.geometry.warp import splat_points
+from geogrpo.perception.base import GeometryEstimate, GeometryEstimator
+from geogrpo.perception.registry import make_estimator
+from geogrpo.rewards.base import (
+    RewardBatch,
+    RewardOutput,
+    all_masked,
+    estimate_geometry,
+    finalize,
+    register_reward,
+)
+from geogrpo.utils.checks import check_choice, check_int_range, check_positive
+
+# --- pure functions ---------------------------------------------------------------------------
+
+
+def smoothness_errors(
+    w2c: Tensor, eps_translation: float = 1e-2, eps_rotation: float = math.radians(0.1)
+) -> tuple[Tensor, Tensor]:
+    """VGGRPO's scale-normalised accelerations of a trajectory ``[..., F, 4, 4]`` (F >= 3).
+
+    ``e_trans = mean_t |a_t| / (mean_t |v_t| + eps)`` with ``v``, ``a`` the first and second
+    differences of the camera centres, and the same for rotation with angular velocities
+    ``omega_t = log(R_{t+1} R_t^T)``. Dividing by the mean speed makes a slow and a fast constant
+    motion equally smooth; the ``eps`` floors (world units / radians per frame) keep an almost
+    static camera's estimator noise from dividing by zero. Returns ``([...], [...])``.
+    """
+    if w2c.shape[-3] < 3:
+        raise ValueError(f"w2c: smoothness needs at least 3 frames, got {w2c.shape[-3]}")
+    c = camera_centers(w2c)  # [..., F, 3]
+    v = c[..., 1:, :] - c[..., :-1, :]
+    a = v[..., 1:, :] - v[..., :-1, :]
+    e_trans = a.norm(dim=-1).mean(dim=-1) / (v.norm(dim=-1).mean(dim=-1) + eps_translation)
+    rot = w2c[..., :3, :3]
+    omega = so3_log(rot[..., 1:, :, :] @ rot[..., :-1, :, :].transpose(-1, -2))  # [..., F-1, 3]
+    alpha = omega[..., 1:, :] - omega[..., :-1, :]
+    e_rot = alpha.norm(dim=-1).mean(dim=-1) / (omega.norm(dim=-1).mean(dim=-1) + eps_rotation)
+    return e_trans, e_rot
+
+
+def reprojection_errors(
+    depth: Tensor,  # [F, H, W], 0 where unknown
+    confidence: Tensor,  # [F, H, W] in [0, 1]
+    w2c: Tensor,  # [F, 4, 4]
+    intrinsics: Tensor,  # [F, 3, 3]
+    threshold: float = 0.5,
+    stride: int = 1,
+) -> Tensor:
+    """Per-view depth reprojection error ``[F]`` of one clip (VGGRPO's geometry consistency).
+
+    The static points of every *other* frame (confidence >= ``threshold``, every ``stride``-th
+    pixel) are splatted into view ``j`` with a z-buffer, and the rendered depth is compared with
+    view ``j``'s own depth: mean of ``min(|D_hat - D| / D, 1)`` over pixels that received a point
+    and are static in ``j``. Leaving view ``j``'s own points out makes the error measure whether
+    the other views agree with it (with them in, every view trivially reproduces itself). NaN
+    for a view with no comparable pixel.
+    """
+    f, h, w = depth.shape
+    keep = (confidence >= threshold) & (depth > 0)
+    safe = torch.where(keep, depth, torch.ones_like(depth)).double()
+    points = unproject_depth(safe, intrinsics.double(), w2c.double())  # [F, H, W, 3]
+    sub = (slice(None), slice(None, None, stride), slice(None, None, stride))
+    pts, mask = points[sub].reshape(f, -1, 3), keep[sub].reshape(f, -1)
+    frame_of = torch.arange(f)[:, None].expand_as(mask)
+    pts, frame_of = pts[mask], frame_of[mask]  # [N, 3], [N]
+    if pts.shape[0] == 0:
+        return torch.full((f,), float("nan"), dtype=torch.float64)
+    centers = invert_pose(w2c.double())[:, :3, 3]  # [F, 3]
+    # In view j, view j's own points are moved onto its camera centre (z = 0: never drawn).
+    own = frame_of[None, :] == torch.arange(f)[:, None]  # [F, N]
+    per_view = torch.where(own[..., None], centers[:, None, :], pts[None])  # [F, N, 3]
+    rendered = splat_points(
+        per_view,
+        torch.zeros(f, pts.shape[0], 1, dtype=pts.dtype),
+        intrinsics.double(),
+        w2c.double(),
+        h,
+        w,
+    )
+    compare = rendered.visible & keep
+    rel = ((rendered.depth - depth.double()).abs() / safe).clamp(max=1.0)
+    total = (rel * compare).sum(dim=(-1, -2))
+    count = compare.sum(dim=(-1, -2))
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def worst_views_error(errors: Tensor, k: int = 3) -> Tensor:
+    """Mean of the ``k`` largest finite per-view errors ``[F]`` (VGGRPO's 3 worst views)."""
+    finite = errors[torch.isfinite(errors)]
+    if finite.numel() == 0:
+        return torch.tensor(float("nan"), dtype=errors.dtype)
+    return finite.topk(min(k, finite.numel())).values.mean()
+
+
+# --- reward shells ----------------------------------------------------------------------------
+
+
+def _estimator(estimator: GeometryEstimator | str) -> GeometryEstimator:
+    return make_estimator(estimator) if isinstance(estimator, str) else estimator
+
+
+def _geometry(
+    batch: RewardBatch, estimator: GeometryEstimator, min_frames: int, diagnostics: tuple[str, ...]
+) -> tuple[GeometryEstimate | None, RewardOutput | None]:
+    """The batch's geometry, or an all-masked output saying why there is none."""
+    b, problem = batch.size()
+    if problem:
+        return None, all_masked(b, problem, diagnostics)
+    video = batch.video
+    if video is not None and video.ndim == 5 and video.shape[1] < min_frames:
+        return None, all_masked(
+            b, f"video has {video.shape[1]} frames; this reward needs >= {min_frames}", diagnostics
+        )
+    return estimate_geometry(batch, estimator), None
+
+
+@register_reward("trajectory")
+class TrajectoryReward:
+    """Geo-Align's verifiable geometry reward (eqs. 3-4): how closely the generated video's
+    estimated cameras follow the requested ones.
+
+    Error = weighted translation distance + ``rotation_weight`` x weighted rotation angle
+    (radians), weights growing with the frame index (late frames drift most). ``align``:
+    ``"first_frame"`` keeps metric scale and fits nothing (Geo-Align's metric evaluator: a
+    shape-preserving but too slow trajectory is penalised); ``"sim3"`` fits scale, rotation and
+    translation first (for up-to-scale estimators). Score = ``exp(-error / temperature)``.
+    """
+
+    name = "trajectory"
+    diagnostics = ("translation_error", "rotation_error_deg", "error")
+
+    def __init__(
+        self,
+        estimator: GeometryEstimator | str = "tinygeo",
+        align: Literal["first_frame", "sim3"] = "first_frame",
+        rotation_weight: float = 1.0,
+        weights: Literal["linear", "uniform"] = "linear",
+        temperature: float = 1.0,
+    ) -> None:
+        self.estimator = _estimator(estimator)
+        self.align = check_choice("align", align, ("first_frame", "sim3"))
+        if align == "first_frame" and self.estimator.scale != "metric":
+            raise ValueError(
+                f"align: 'first_frame' compares metric translations, but {self.estimator.name} "
+                "estimates up to scale; use align='sim3' or a metric estimator"
+            )
+        self.rotation_weight = check_positive("rotation_weight", rotation_weight, allow_zero=True)
+        self.weights = weights
+        self.temperature = check_positive("temperature", temperature)
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        b, _ = batch.size()
+        if batch.target_w2c is None:
+            return all_masked(b, "target_w2c: the trajectory reward needs the requested cameras")
+        geo, masked = _geometry(batch, self.estimator, 2, self.diagnostics)
+        if masked is not None:
+            return masked
+        assert geo is not None
+        target = batch.target_w2c.double()
+        if target.shape[1] != geo.w2c.shape[1]:
+            return all_masked(
+                b,
+                f"target_w2c has {target.shape[1]} cameras for {geo.w2c.shape[1]} frames; "
+                "give one camera per frame",
+                self.diagnostics,
+            )
+        target = relative_to_first(target)
+        est = relative_to_first(geo.w2c.double())
+        if self.align == "sim3":
+            est = align_trajectory(est, target, "sim3")
+        err = weighted_trajectory_error(
+            est, target, self.rotation_weight, self.weights, normalization="metric"
+        )
+        return finalize(
+            torch.exp(-err.total / self.temperature),
+            geo.valid,
+            geo.reasons,
+            {
+                "translation_error": err.translation,
+                "rotation_error_deg": torch.rad2deg(err.rotation),
+                "error": err.total,
+            },
+        )
+
+
+@register_reward("smoothness")
+class SmoothnessReward:
+    """VGGRPO's camera-motion smoothness reward: ``(exp(-e_trans) + exp(-e_rot)) / 2`` in (0, 1]
+    from :func:`smoothness_errors` of the estimated trajectory (1 for constant-velocity motion,
+    towards 0 with jitter). The paper maps each error into (0, 1]; the exponential is our choice
+    of that map."""
+
+    name = "smoothness"
+    diagnostics = ("translation_jerk", "rotation_jerk")
+
+    def __init__(
+        self,
+        estimator: GeometryEstimator | str = "tinygeo",
+        eps_translation: float = 1e-2,
+        eps_rotation_deg: float = 0.1,
+    ) -> None:
+        self.estimator = _estimator(estimator)
+        self.eps_translation = check_positive("eps_translation", eps_translation)
+        self.eps_rotation = math.radians(check_positive("eps_rotation_deg", eps_rotation_deg))
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        geo, masked = _geometry(batch, self.estimator, 3, self.diagnostics)
+        if masked is not None:
+            return masked
+        assert geo is not None
+        e_t, e_r = smoothness_errors(geo.w2c.double(), self.eps_translation, self.eps_rotation)
+        score = 0.5 * (torch.exp(-e_t) + torch.exp(-e_r))
+        return finalize(
+            score, geo.valid, geo.reasons, {"translation_jerk": e_t, "rotation_jerk": e_r}
+        )
+
+
+@register_reward("reprojection")
+class ReprojectionReward:
+    """VGGRPO's geometry reprojection consistency: the mean depth reprojection error of the
+    ``worst_k`` = 3 worst views (:func:`reprojection_errors`), static points only (the
+    estimator's confidence, which tinygeo trains to be "static surface"; moving objects and sky
+    drop out). Score = ``exp(-error / temperature)``, in (0, 1]."""
+
+    name = "reprojection"
+    diagnostics = ("worst_views_error", "mean_view_error")
+
+    def __init__(
+        self,
+        estimator: GeometryEstimator | str = "tinygeo",
+        worst_k: int = 3,
+        threshold: float = 0.5,
+        stride: int = 1,
+        temperature: float = 0.1,
+    ) -> None:
+        self.estimator = _estimator(estimator)
+        self.worst_k = check_int_range("worst_k", worst_k, 1)
+        self.threshold = threshold
+        self.stride = check_int_range("stride", stride, 1)
+        self.temperature = check_positive("temperature", temperature)
+
+    def __call__(self, batch: RewardBatch) -> RewardOutput:
+        geo, masked = _geometry(batch, self.estimator, 2, self.diagnostics)
+        if masked is not None:
+            return masked
+        assert geo is not None
+        worst, mean = [], []
+        reasons = list(geo.reasons)
+        valid = geo.valid.clone()
+        for i in range(geo.batch_size):
+            errors = reprojection_errors(
+                geo.depth[i],
+                geo.confidence[i],
+                geo.w2c[i],
+                geo.intrinsics[i],
+                self.threshold,
+                self.stride,
+            )
+            worst.append(worst_views_error(errors, self.worst_k))
+            mean.append(
+                errors[torch.isfinite(errors)].mean()
+                if torch.isfinite(errors).any()
+                else torch.tensor(float("nan"), dtype=errors.dtype)
+            )
+            if valid[i] and not torch.isfinite(worst[-1]):
+                valid[i] = False
+                reasons[i] = "no static pixel is seen by two views (confidence below threshold)"
+        worst_t, mean_t = torch.stack(worst), torch.stack(mean)
+        return finalize(
+            torch.exp(-worst_t / self.temperature),
+            valid,
+            reasons,
+            {"worst_views_error": worst_t, "mean_view_error": mean_t},
+        )

@@ -1,0 +1,216 @@
+"""Supervised pretraining of tinygeo on the procedural world (``geogrpo pretrain tinygeo``).
+
+Clips are both views of the world's multi-view pairs (train split), so camera paths cover
+walking, game paths, the ten presets and extreme orbits. Augmentations mimic generated video:
+blur, noise, colour shift, a round trip through the shipped autoencoder with latent noise (the
+softness of decoded samples), and temporal jitter (random stride, offset, repeated frames, with
+the labels following the frames).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from geogrpo.camera.metrics import rotation_errors, translation_errors
+from geogrpo.camera.se3 import invert_pose
+from geogrpo.models.autoencoder import load_autoencoder
+from geogrpo.models.policy import PRETRAINED_DIR as POLICY_PRETRAINED_DIR
+from geogrpo.perception.base import GeometryEstimator
+from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator, geometry_loss
+from geogrpo.train.logging import RunLogger
+from geogrpo.train.pretrain import write_manifest
+from geogrpo.utils.checks import check_int_range, check_positive
+from geogrpo.world.datasets import MultiViewPairs, check_training_split
+
+
+@dataclass
+class TinyGeoPretrainConfig:
+    """Settings of ``geogrpo pretrain tinygeo``."""
+
+    out: str = "runs/pretrain/tinygeo"
+    data_dir: str = "data"
+    n_train: int = 160  # multi-view pairs; each gives two clips
+    n_val: int = 16
+    n_heldout: int = 8
+    steps: int = 1500
+    batch: int = 8
+    clip_frames: int = 9  # frames per training clip (temporal jitter picks them)
+    lr: float = 1e-3
+    dim: int = 128
+    heads: int = 4
+    layers: int = 4
+    stitch_layer: int = 1
+    size: int = 96
+    frames: int = 17
+    seed: int = 0
+    eval_every: int = 500
+
+    def __post_init__(self) -> None:
+        check_int_range("steps", self.steps, 1)
+        check_int_range("clip_frames", self.clip_frames, 2, self.frames)
+        check_positive("lr", self.lr)
+
+
+def load_clips(split: str, n: int, frames: int, size: int, data_dir: str) -> dict[str, Tensor]:
+    """Both views of ``n`` pairs as clips: video uint8, depth, static mask, relative cameras."""
+    ds = MultiViewPairs(split, n, frames, size, cache_dir=Path(data_dir) / "pairs" / split)
+    videos, depths, statics, rels = [], [], [], []
+    for i in tqdm(range(n), desc=f"clips {split}", leave=False):
+        item = ds[i]
+        for view in ("source", "target"):
+            depth = item[f"{view}_depth"]
+            videos.append((item[f"{view}_video"] * 255).round().to(torch.uint8))
+            depths.append(depth.half())
+            statics.append((depth > 0) & ~item[f"{view}_dynamic"])
+            w2c = item[f"{view}_w2c"]
+            rels.append(w2c @ invert_pose(w2c[:1]))
+    return {
+        "video": torch.stack(videos),  # [N, F, H, W, 3] uint8
+        "depth": torch.stack(depths),  # [N, F, H, W] float16, 0 at sky
+        "static": torch.stack(statics),  # [N, F, H, W] bool
+        "rel_w2c": torch.stack(rels),  # [N, F, 4, 4] float64
+    }
+
+
+def temporal_jitter(num_frames: int, clip_frames: int, gen: torch.Generator) -> Tensor:
+    """Frame indices: random stride (1-2) and offset, and one frame repeated half the time."""
+    stride = (
+        2 if (clip_frames - 1) * 2 < num_frames and float(torch.rand(1, generator=gen)) < 0.5 else 1
+    )
+    start = int(torch.randint(num_frames - (clip_frames - 1) * stride, (1,), generator=gen))
+    idx = start + stride * torch.arange(clip_frames)
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        k = int(torch.randint(1, clip_frames, (1,), generator=gen))
+        idx[k:] = torch.cat([idx[k - 1 : k], idx[k:-1]])
+    return idx
+
+
+def augment(video: Tensor, gen: torch.Generator, autoencoder: Any | None) -> Tensor:
+    """``[B, F, H, W, 3]`` in [0, 1] -> the same clips degraded the ways generated video is."""
+    b = video.shape[0]
+    out = []
+    for clip in video:
+        x = clip.permute(0, 3, 1, 2)  # [F, 3, H, W]
+        if autoencoder is not None and float(torch.rand(1, generator=gen)) < 0.3:
+            with torch.no_grad():
+                z = autoencoder.encode_frames(x * 2 - 1)
+                z = z + 0.3 * float(torch.rand(1, generator=gen)) * z.std() * torch.randn(
+                    z.shape, generator=gen
+                )
+                x = (autoencoder.decode_frames(z).clamp(-1, 1) + 1) / 2
+        if float(torch.rand(1, generator=gen)) < 0.5:
+            sigma = 0.3 + 1.2 * float(torch.rand(1, generator=gen))
+            r = torch.arange(-3, 4, dtype=x.dtype)
+            k1 = torch.exp(-0.5 * (r / sigma) ** 2)
+            k1 = k1 / k1.sum()
+            x = F.conv2d(
+                F.pad(x, (3, 3, 0, 0), mode="replicate"),
+                k1.view(1, 1, 1, 7).expand(3, 1, 1, 7),
+                groups=3,
+            )
+            x = F.conv2d(
+                F.pad(x, (0, 0, 3, 3), mode="replicate"),
+                k1.view(1, 1, 7, 1).expand(3, 1, 7, 1),
+                groups=3,
+            )
+        if float(torch.rand(1, generator=gen)) < 0.5:
+            gain = 0.8 + 0.4 * torch.rand(1, 3, 1, 1, generator=gen)
+            bias = 0.2 * torch.rand(1, 3, 1, 1, generator=gen) - 0.1
+            x = x * gain + bias
+        if float(torch.rand(1, generator=gen)) < 0.5:
+            x = x + 0.05 * float(torch.rand(1, generator=gen)) * torch.randn(x.shape, generator=gen)
+        out.append(x.clamp(0, 1).permute(0, 2, 3, 1))
+    return torch.stack(out) if b else video
+
+
+def evaluate_geometry(estimator: GeometryEstimator, clips: dict[str, Tensor]) -> dict[str, float]:
+    """Pose and depth accuracy of an estimator on clips with ground truth.
+
+    ``rot_err_deg``: mean angle between estimated and true rotations relative to the first frame
+    (frames 1..F-1); ``trans_err``: mean distance of camera centres, metric (world units), no
+    alignment; ``depth_abs_rel``: mean |d - d*| / d* over surface pixels.
+    """
+    video = clips["video"].float() / 255
+    est = estimator.estimate(video)
+    rot = rotation_errors(est.w2c, clips["rel_w2c"])[:, 1:]
+    trans = translation_errors(est.w2c, clips["rel_w2c"], "metric")[:, 1:]
+    depth = clips["depth"].float()
+    surface = depth > 0
+    rel = ((est.depth - depth).abs() / depth.clamp_min(1e-6))[surface]
+    return {
+        "rot_err_deg": float(torch.rad2deg(rot).mean()),
+        "trans_err": float(trans.mean()),
+        "depth_abs_rel": float(rel.mean()),
+    }
+
+
+def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
+    check_training_split("train")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    train = load_clips("train", cfg.n_train, cfg.frames, cfg.size, cfg.data_dir)
+    evals = {
+        "val": load_clips("val", cfg.n_val, cfg.frames, cfg.size, cfg.data_dir),
+        "heldout_shapes": load_clips(
+            "heldout_shapes", cfg.n_heldout, cfg.frames, cfg.size, cfg.data_dir
+        ),
+        "heldout_photo": load_clips(
+            "heldout_photo", cfg.n_heldout, cfg.frames, cfg.size, cfg.data_dir
+        ),
+    }
+    autoencoder = load_autoencoder(POLICY_PRETRAINED_DIR / "tiny-autoencoder").eval()
+    model = TinyGeo(cfg.dim, cfg.heads, cfg.layers, cfg.size, cfg.stitch_layer)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    n = train["video"].shape[0]
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    with RunLogger(out / "logs") as logger:
+        bar = tqdm(range(1, cfg.steps + 1), desc="pretrain tinygeo")
+        for step in bar:
+            model.train()
+            idx = torch.randint(n, (cfg.batch,), generator=gen)
+            frames = temporal_jitter(cfg.frames, cfg.clip_frames, gen)
+            video = augment(train["video"][idx][:, frames].float() / 255, gen, autoencoder)
+            rel = train["rel_w2c"][idx][:, frames]
+            rel = rel @ invert_pose(rel[:, :1])
+            losses = geometry_loss(
+                model(video),
+                rel,
+                train["depth"][idx][:, frames].float(),
+                train["static"][idx][:, frames],
+            )
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            row = {k: float(v.detach()) for k, v in losses.items()}
+            row.update(grad_norm=float(grad_norm), lr=sched.get_last_lr()[0])
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                model.eval()
+                estimator = TinyGeoEstimator(model)
+                for split, clips in evals.items():
+                    for key, value in evaluate_geometry(estimator, clips).items():
+                        row[f"{split}/{key}"] = value
+                model.requires_grad_(True)
+                bar.set_postfix(
+                    rot=f"{row['val/rot_err_deg']:.2f}", absrel=f"{row['val/depth_abs_rel']:.3f}"
+                )
+                metrics = {k: v for k, v in row.items() if "/" in k}
+            logger.log(step, row)
+    wall = time.perf_counter() - start
+    model.save_pretrained(out)
+    metrics["params"] = sum(p.numel() for p in model.parameters())
+    metrics["steps"] = cfg.steps
+    write_manifest(out, cfg, metrics, wall)
+    return metrics
