@@ -14,11 +14,20 @@ def _tinygeo(**kwargs: Any) -> GeometryEstimator:
     return TinyGeoEstimator(**kwargs)
 
 
-ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {"tinygeo": _tinygeo}
+def _classical(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.classical import ClassicalEstimator
+
+    return ClassicalEstimator(**kwargs)
+
+
+ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
+    "tinygeo": _tinygeo,
+    "classical": _classical,
+}
 
 
 def make_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
-    """Build an estimator by name (``tinygeo``; ``classical`` and adapters as they land)."""
+    """Build an estimator by name (``tinygeo``, ``classical``)."""
     if name not in ESTIMATORS:
         raise ValueError(
             f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"

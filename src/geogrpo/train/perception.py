@@ -132,23 +132,43 @@ def augment(video: Tensor, gen: torch.Generator, autoencoder: Any | None) -> Ten
 
 
 def evaluate_geometry(estimator: GeometryEstimator, clips: dict[str, Tensor]) -> dict[str, float]:
-    """Pose and depth accuracy of an estimator on clips with ground truth.
+    """Pose and depth accuracy of an estimator on clips with ground truth (valid samples only).
 
     ``rot_err_deg``: mean angle between estimated and true rotations relative to the first frame
-    (frames 1..F-1); ``trans_err``: mean distance of camera centres, metric (world units), no
-    alignment; ``depth_abs_rel``: mean |d - d*| / d* over surface pixels.
+    (frames 1..F-1); ``trans_err``: mean distance of camera centres in world units, with no
+    alignment for metric estimators and after ``max_norm`` normalisation (both trajectories
+    scaled to unit largest centre distance) for up-to-scale ones; ``depth_abs_rel``: mean
+    |d - d*| / d* over surface pixels with confidence > 0, after a per-clip median scale for
+    up-to-scale estimators; ``valid``: the fraction of clips the estimator scored.
     """
     video = clips["video"].float() / 255
     est = estimator.estimate(video)
-    rot = rotation_errors(est.w2c, clips["rel_w2c"])[:, 1:]
-    trans = translation_errors(est.w2c, clips["rel_w2c"], "metric")[:, 1:]
-    depth = clips["depth"].float()
-    surface = depth > 0
-    rel = ((est.depth - depth).abs() / depth.clamp_min(1e-6))[surface]
+    ok = est.valid
+    if not ok.any():
+        return {
+            "rot_err_deg": float("nan"),
+            "trans_err": float("nan"),
+            "depth_abs_rel": float("nan"),
+            "valid": 0.0,
+        }
+    truth_w2c = clips["rel_w2c"][ok]
+    norm = "metric" if est.scale == "metric" else "max_norm"
+    rot = rotation_errors(est.w2c[ok], truth_w2c)[:, 1:]
+    trans = translation_errors(est.w2c[ok], truth_w2c, norm)[:, 1:]
+    rels = []
+    for d_est, d_true, c in zip(
+        est.depth[ok], clips["depth"][ok].float(), est.confidence[ok], strict=True
+    ):
+        m = (d_true > 0) & (c > 0) & (d_est > 0)
+        if not m.any():
+            continue
+        s = 1.0 if est.scale == "metric" else float((d_true[m] / d_est[m]).median())
+        rels.append(((d_est[m] * s - d_true[m]).abs() / d_true[m]).mean())
     return {
         "rot_err_deg": float(torch.rad2deg(rot).mean()),
         "trans_err": float(trans.mean()),
-        "depth_abs_rel": float(rel.mean()),
+        "depth_abs_rel": float(torch.stack(rels).mean()) if rels else float("nan"),
+        "valid": float(ok.float().mean()),
     }
 
 

@@ -1,0 +1,97 @@
+"""tinygeo on tiny random configs: shapes, conventions, training signal, persistence, masking."""
+
+import pytest
+import torch
+
+from geogrpo.camera.se3 import make_pose, so3_exp
+from geogrpo.perception.base import GeometryEstimator
+from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator, geometry_loss, resolve_pretrained
+from geogrpo.train.perception import augment, temporal_jitter
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return TinyGeo(dim=32, heads=2, layers=2, size=32, **kw)
+
+
+def test_outputs_have_the_stated_shapes_and_frame_zero_is_the_world():
+    out = tiny()(torch.rand(2, 5, 32, 32, 3))
+    assert out["rotation"].shape == (2, 5, 3, 3) and out["translation"].shape == (2, 5, 3)
+    assert out["log_depth"].shape == (2, 5, 32, 32) == out["confidence_logit"].shape
+    assert torch.equal(out["rotation"][:, 0], torch.eye(3).expand(2, 3, 3))
+    assert torch.equal(out["translation"][:, 0], torch.zeros(2, 3))
+    r = out["rotation"]
+    assert torch.allclose(r @ r.transpose(-1, -2), torch.eye(3).expand_as(r), atol=1e-5)
+
+
+def test_stitch_point_splits_the_forward_exactly():
+    model = tiny(stitch_layer=1)
+    video = torch.rand(1, 3, 32, 32, 3)
+    full = model(video)
+    split = model.heads(model.features(video), video)
+    for key in full:
+        assert torch.equal(full[key], split[key])
+
+
+def test_loss_is_zero_for_perfect_cameras_and_falls_when_training():
+    model = tiny()
+    video = torch.rand(2, 4, 32, 32, 3)
+    rel = make_pose(
+        so3_exp(0.1 * torch.randn(2, 4, 3, dtype=torch.float64)), torch.randn(2, 4, 3).double()
+    )
+    rel = rel @ torch.linalg.inv(rel[:, :1])
+    depth = 1 + torch.rand(2, 4, 32, 32)
+    static = torch.rand(2, 4, 32, 32) > 0.5
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(30):
+        loss = geometry_loss(model(video), rel, depth, static)["loss"]
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path):
+    model = tiny().eval()
+    model.save_pretrained(tmp_path / "m")
+    again = TinyGeo.from_pretrained(tmp_path / "m")
+    video = torch.rand(1, 3, 32, 32, 3)
+    with torch.no_grad():
+        a, b = model(video), again(video)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(FileNotFoundError, match="pretrain tinygeo"):
+        resolve_pretrained(tmp_path / "missing")
+
+
+def test_estimator_masks_nan_samples_and_checks_input():
+    est = TinyGeoEstimator(tiny())
+    assert isinstance(est, GeometryEstimator)
+    video = torch.rand(2, 3, 32, 32, 3)
+    video[1, 0, 0, 0, 0] = float("nan")
+    out = est.estimate(video)
+    assert out.valid.tolist() == [True, False] and "non-finite" in out.reasons[1]
+    assert torch.isfinite(out.depth).all() and torch.isfinite(out.w2c).all()
+    with pytest.raises(ValueError, match=r"\[B, F, H, W, 3\]"):
+        est.estimate(torch.rand(2, 3, 3, 32, 32))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        est.estimate(torch.rand(2, 1, 32, 32, 3))
+    with pytest.raises(ValueError, match="resize"):
+        est.estimate(torch.rand(1, 2, 48, 48, 3))
+
+
+def test_temporal_jitter_keeps_order_and_repeats_at_most_one_frame():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        idx = temporal_jitter(17, 9, g)
+        assert len(idx) == 9 and idx.min() >= 0 and idx.max() < 17
+        steps = idx[1:] - idx[:-1]
+        assert bool((steps >= 0).all()) and int((steps == 0).sum()) <= 1
+
+
+def test_augment_changes_pixels_but_keeps_range_and_shape():
+    video = torch.rand(2, 3, 32, 32, 3)
+    out = augment(video, torch.Generator().manual_seed(1), None)
+    assert out.shape == video.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, video)
