@@ -281,7 +281,9 @@ def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
 def _pretrain(args: argparse.Namespace) -> int:
     from geogrpo.train import perception, pretrain
 
-    if args.pretrain_command == "tinygeo":
+    if args.pretrain_command == "lgm":
+        metrics = perception.pretrain_lgm(config_from_args(perception.LGMPretrainConfig, args))
+    elif args.pretrain_command == "tinygeo":
         metrics = perception.pretrain_tinygeo(
             config_from_args(perception.TinyGeoPretrainConfig, args)
         )
@@ -318,6 +320,9 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
     geo = psub.add_parser("tinygeo", help="the embedded geometry estimator (cameras, depth)")
     add_dataclass_arguments(geo, perception.TinyGeoPretrainConfig)
     geo.set_defaults(func=_pretrain)
+    lgm = psub.add_parser("lgm", help="the Latent Geometry Model: tinygeo from VAE latents")
+    add_dataclass_arguments(lgm, perception.LGMPretrainConfig)
+    lgm.set_defaults(func=_pretrain)
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ geometry from an estimator (cached on the batch) and mask what they cannot score
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -111,23 +111,51 @@ def worst_views_error(errors: Tensor, k: int = 3) -> Tensor:
 # --- reward shells ----------------------------------------------------------------------------
 
 
-def _estimator(estimator: GeometryEstimator | str) -> GeometryEstimator:
-    return make_estimator(estimator) if isinstance(estimator, str) else estimator
+def _estimator(estimator: Any, source: str = "rgb") -> Any:
+    check_choice("source", source, ("rgb", "latent"))
+    if isinstance(estimator, str):
+        if source == "latent":
+            from geogrpo.perception.latent import LatentGeometryEstimator
+
+            return LatentGeometryEstimator("tinygeo-lgm" if estimator == "tinygeo" else estimator)
+        return make_estimator(estimator)
+    if source == "latent" and not hasattr(estimator, "estimate_latents"):
+        raise ValueError(
+            f"estimator: source='latent' needs a latent estimator (estimate_latents), "
+            f"got {type(estimator).__name__}"
+        )
+    return estimator
 
 
 def _geometry(
-    batch: RewardBatch, estimator: GeometryEstimator, min_frames: int, diagnostics: tuple[str, ...]
+    batch: RewardBatch,
+    estimator: Any,
+    min_frames: int,
+    diagnostics: tuple[str, ...],
+    source: str = "rgb",
 ) -> tuple[GeometryEstimate | None, RewardOutput | None]:
     """The batch's geometry, or an all-masked output saying why there is none."""
     b, problem = batch.size()
     if problem:
         return None, all_masked(b, problem, diagnostics)
+    if source == "latent":
+        if batch.latents is None:
+            return None, all_masked(b, "latents: a latent reward needs batch.latents", diagnostics)
+        return estimate_latent_geometry(batch, estimator), None
     video = batch.video
     if video is not None and video.ndim == 5 and video.shape[1] < min_frames:
         return None, all_masked(
             b, f"video has {video.shape[1]} frames; this reward needs >= {min_frames}", diagnostics
         )
     return estimate_geometry(batch, estimator), None
+
+
+def estimate_latent_geometry(batch: RewardBatch, estimator: Any) -> GeometryEstimate:
+    """Like :func:`~geogrpo.rewards.base.estimate_geometry`, from ``batch.latents`` (no decode)."""
+    key = f"latent_geometry/{estimator.name}/{id(estimator)}"
+    if key not in batch.cache:
+        batch.cache[key] = (estimator, estimator.estimate_latents(batch.latents))
+    return batch.cache[key][1]
 
 
 @register_reward("trajectory")
@@ -204,7 +232,8 @@ class SmoothnessReward:
     """VGGRPO's camera-motion smoothness reward: ``(exp(-e_trans) + exp(-e_rot)) / 2`` in (0, 1]
     from :func:`smoothness_errors` of the estimated trajectory (1 for constant-velocity motion,
     towards 0 with jitter). The paper maps each error into (0, 1]; the exponential is our choice
-    of that map."""
+    of that map. ``source="latent"`` estimates from ``batch.latents`` through the Latent
+    Geometry Model (VGGRPO's latent reward, no VAE decode)."""
 
     name = "smoothness"
     diagnostics = ("translation_jerk", "rotation_jerk")
@@ -214,13 +243,15 @@ class SmoothnessReward:
         estimator: GeometryEstimator | str = "tinygeo",
         eps_translation: float = 1e-2,
         eps_rotation_deg: float = 0.1,
+        source: Literal["rgb", "latent"] = "rgb",
     ) -> None:
-        self.estimator = _estimator(estimator)
+        self.source = source
+        self.estimator = _estimator(estimator, source)
         self.eps_translation = check_positive("eps_translation", eps_translation)
         self.eps_rotation = math.radians(check_positive("eps_rotation_deg", eps_rotation_deg))
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
-        geo, masked = _geometry(batch, self.estimator, 3, self.diagnostics)
+        geo, masked = _geometry(batch, self.estimator, 3, self.diagnostics, self.source)
         if masked is not None:
             return masked
         assert geo is not None
@@ -236,7 +267,8 @@ class ReprojectionReward:
     """VGGRPO's geometry reprojection consistency: the mean depth reprojection error of the
     ``worst_k`` = 3 worst views (:func:`reprojection_errors`), static points only (the
     estimator's confidence, which tinygeo trains to be "static surface"; moving objects and sky
-    drop out). Score = ``exp(-error / temperature)``, in (0, 1]."""
+    drop out). Score = ``exp(-error / temperature)``, in (0, 1]. ``source="latent"``: from
+    ``batch.latents`` through the Latent Geometry Model."""
 
     name = "reprojection"
     diagnostics = ("worst_views_error", "mean_view_error")
@@ -248,15 +280,17 @@ class ReprojectionReward:
         threshold: float = 0.5,
         stride: int = 1,
         temperature: float = 0.1,
+        source: Literal["rgb", "latent"] = "rgb",
     ) -> None:
-        self.estimator = _estimator(estimator)
+        self.source = source
+        self.estimator = _estimator(estimator, source)
         self.worst_k = check_int_range("worst_k", worst_k, 1)
         self.threshold = threshold
         self.stride = check_int_range("stride", stride, 1)
         self.temperature = check_positive("temperature", temperature)
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
-        geo, masked = _geometry(batch, self.estimator, 2, self.diagnostics)
+        geo, masked = _geometry(batch, self.estimator, 2, self.diagnostics, self.source)
         if masked is not None:
             return masked
         assert geo is not None

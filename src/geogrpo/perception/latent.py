@@ -1,0 +1,111 @@
+"""Latent Geometry Model (VGGRPO section 3.2): geometry straight from video latents, no VAE decode.
+
+A 3D-convolution connector maps VAE latents ``[B, C, k + 1, h, w]`` to the tokens tinygeo has
+after its first ``stitch_layer`` blocks, for all ``4k + 1`` frames (each latent frame's output
+channels unfold into its 4 frames, frame 0 alone: Wan's causal layout); tinygeo's remaining
+blocks and heads then predict cameras and depth. Training (``geogrpo pretrain lgm``) follows the
+paper's two stages against the frozen RGB model: (1) feature alignment, connector only, MSE to
+the RGB model's tokens at the stitch point (eq. 8); (2) prediction alignment, connector and
+downstream layers, to the RGB model's cameras, depth and confidence (eq. 9).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from geogrpo.camera.se3 import intrinsics_from_fov
+from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, unfold_frames
+from geogrpo.perception.base import GeometryEstimate
+from geogrpo.perception.tinygeo import (
+    PATCH,
+    WORLD_FOV_DEG,
+    TinyGeo,
+    outputs_to_estimate,
+    resolve_pretrained,
+)
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
+
+
+class LatentConnector(nn.Module):
+    """``latents [B, C, k + 1, h, w]`` -> stitch-point tokens ``[B, 4k + 1, 1 + g^2, D]``."""
+
+    def __init__(self, latent_channels: int, dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        down = PATCH // SPATIAL_STRIDE  # latent cells per tinygeo patch side
+        self.net = nn.Sequential(
+            nn.Conv3d(latent_channels, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv3d(hidden, TEMPORAL_STRIDE * dim, (1, down, down), stride=(1, down, down)),
+        )
+        self.camera = nn.Linear(dim, dim)
+        self.camera_tokens = nn.Parameter(torch.zeros(2, dim))
+
+    def forward(self, latents: Tensor) -> Tensor:
+        x = unfold_frames(self.net(latents))  # [B, D, F, g, g]
+        f = x.shape[2]
+        patches = x.flatten(3).permute(0, 2, 3, 1)  # [B, F, g^2, D]
+        kind = self.camera_tokens[torch.tensor([0] + [1] * (f - 1))]  # [F, D]
+        cams = kind + self.camera(patches.mean(dim=2))  # [B, F, D]
+        return torch.cat([cams[:, :, None], patches], dim=2)
+
+
+class LatentGeometryModel(nn.Module):
+    """Connector + the downstream part of a tinygeo (a copy, fine-tuned in stage 2)."""
+
+    def __init__(self, geo: TinyGeo, latent_channels: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.geo = copy.deepcopy(geo)
+        self.config = {"geo": geo.config, "latent_channels": latent_channels, "hidden": hidden}
+        self.connector = LatentConnector(latent_channels, geo.config["dim"], hidden)
+
+    def forward(self, latents: Tensor) -> dict[str, Tensor]:
+        return self.geo.heads(self.connector(latents), None)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            directory / "config.json", {"class": "LatentGeometryModel", **self.config}
+        )
+        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "tinygeo-lgm") -> LatentGeometryModel:
+        directory = resolve_pretrained(name_or_path)
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        model = cls(TinyGeo(**config["geo"]), config["latent_channels"], config["hidden"])
+        state = load_file(str(directory / "model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        return model.eval()
+
+
+class LatentGeometryEstimator:
+    """Estimates geometry from latents (``estimate_latents``); the latent rewards use this."""
+
+    name = "tinygeo-lgm"
+    scale = "metric"
+
+    def __init__(self, model: LatentGeometryModel | str | Path = "tinygeo-lgm") -> None:
+        self.model = (
+            model
+            if isinstance(model, LatentGeometryModel)
+            else LatentGeometryModel.from_pretrained(model)
+        )
+        self.model.eval().requires_grad_(False)
+
+    def estimate_latents(self, latents: Tensor) -> GeometryEstimate:
+        if latents.ndim != 5:
+            raise ValueError(f"latents: expected [B, C, k + 1, h, w], got {tuple(latents.shape)}")
+        bad = ~torch.isfinite(latents.flatten(1)).all(dim=1)
+        reasons = ["non-finite values in the latents" if x else "" for x in bad.tolist()]
+        clean = torch.where(bad[:, None, None, None, None], torch.zeros_like(latents), latents)
+        with torch.no_grad():
+            out = self.model(clean.float())
+        h, w = out["log_depth"].shape[-2:]
+        return outputs_to_estimate(out, intrinsics_from_fov(WORLD_FOV_DEG, h, w), reasons)
