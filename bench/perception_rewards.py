@@ -15,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -87,18 +88,18 @@ def reward_times(n: int) -> None:
         print(f"  {name} (incl. estimate): {(time.perf_counter() - t) / b:.4f}")
 
 
-def one_path(path: str, n: int) -> dict[str, float]:
-    """Run in a subprocess: time and peak memory of one latent-reward path."""
+def one_path(path: str, latents_file: str) -> dict[str, float]:
+    """Run in a fresh subprocess: time and peak memory of one latent-reward path, from latents
+    saved by the parent (so loading and encoding clips do not set the peak)."""
     from geogrpo.models.autoencoder import load_autoencoder
     from geogrpo.models.policy import PRETRAINED_DIR
     from geogrpo.perception.latent import LatentGeometryEstimator
     from geogrpo.perception.tinygeo import TinyGeoEstimator
     from geogrpo.rewards.base import RewardBatch
     from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward
-    from geogrpo.train.perception import encode_clips, load_clips
 
     ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
-    latents = encode_clips(ae, load_clips("val", n // 2, 17, 96, "data")["video"])
+    latents = torch.load(latents_file)
     est = LatentGeometryEstimator() if path == "latent" else TinyGeoEstimator()
     source = "latent" if path == "latent" else "rgb"
     rewards = [SmoothnessReward(est, source=source), ReprojectionReward(est, source=source)]
@@ -118,15 +119,24 @@ def one_path(path: str, n: int) -> dict[str, float]:
 
 
 def latent_vs_rgb(n: int) -> None:
+    from geogrpo.models.autoencoder import load_autoencoder
+    from geogrpo.models.policy import PRETRAINED_DIR
+    from geogrpo.train.perception import encode_clips, load_clips
+
+    ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
+    latents = encode_clips(ae, load_clips("val", n // 2, 17, 96, "data")["video"])
     results = {}
-    for path in ("rgb", "latent"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--one-path", path, "--n", str(n)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        results[path] = json.loads(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        latents_file = f"{tmp}/latents.pt"
+        torch.save(latents, latents_file)
+        for path in ("rgb", "latent"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one-path", path, "--latents", latents_file],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            results[path] = json.loads(out.stdout.strip().splitlines()[-1])
     r, lt = results["rgb"], results["latent"]
     print("\nsmoothness + reprojection, per clip (each path in a fresh process)")
     print(f"  decode + tinygeo: {r['s_per_clip']:.4f} s, peak +{r['peak_mb']:.0f} MB")
@@ -142,9 +152,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--one-path", choices=("rgb", "latent"))
+    p.add_argument("--latents", help="(internal) latents file for --one-path")
     args = p.parse_args()
     if args.one_path:
-        print(json.dumps(one_path(args.one_path, args.n)))
+        print(json.dumps(one_path(args.one_path, args.latents)))
         return
     accuracy(args.n)
     reward_times(args.n)

@@ -23,13 +23,15 @@ def estimator():
     return TinyGeoEstimator()
 
 
-def test_shipped_tinygeo_matches_its_manifest():
+@pytest.mark.parametrize("name", ["tinygeo", "tinygeo-lgm"])
+def test_shipped_perception_models_match_their_manifests(name):
     import json
 
-    folder = PRETRAINED_DIR / "tinygeo"
+    folder = PRETRAINED_DIR / name
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["sha256"] == {"model.safetensors": file_sha256(folder / "model.safetensors")}
-    assert manifest["command"].startswith("geogrpo pretrain tinygeo")
+    command = "geogrpo pretrain " + ("lgm" if name.endswith("lgm") else "tinygeo")
+    assert manifest["command"].startswith(command)
 
 
 def test_trajectory_reward_falls_as_the_rendered_path_drifts(estimator):
