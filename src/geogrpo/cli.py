@@ -281,7 +281,11 @@ def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
 def _pretrain(args: argparse.Namespace) -> int:
     from geogrpo.train import perception, pretrain
 
-    if args.pretrain_command == "lgm":
+    if args.pretrain_command == "quality":
+        metrics = perception.pretrain_quality(
+            config_from_args(perception.QualityPretrainConfig, args)
+        )
+    elif args.pretrain_command == "lgm":
         metrics = perception.pretrain_lgm(config_from_args(perception.LGMPretrainConfig, args))
     elif args.pretrain_command == "tinygeo":
         metrics = perception.pretrain_tinygeo(
@@ -323,6 +327,9 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
     lgm = psub.add_parser("lgm", help="the Latent Geometry Model: tinygeo from VAE latents")
     add_dataclass_arguments(lgm, perception.LGMPretrainConfig)
     lgm.set_defaults(func=_pretrain)
+    quality = psub.add_parser("quality", help="the stand-in quality scorer (ranks clean first)")
+    add_dataclass_arguments(quality, perception.QualityPretrainConfig)
+    quality.set_defaults(func=_pretrain)
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 See :mod:`geogrpo.rewards.base` for the masking contract (never a NaN into the trainer).
 """
 
-from geogrpo.rewards import composite, fidelity, geometry
+from geogrpo.rewards import composite, fidelity, geometry, quality
 from geogrpo.rewards.base import (
     REWARDS,
     RewardBatch,
@@ -20,5 +20,6 @@ __all__ = [
     "composite",
     "fidelity",
     "geometry",
+    "quality",
     "register_reward",
 ]
