@@ -12,11 +12,9 @@ downstream layers, to the RGB model's cameras, depth and confidence (eq. 9).
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.camera.se3 import intrinsics_from_fov
@@ -26,10 +24,10 @@ from geogrpo.perception.tinygeo import (
     PATCH,
     WORLD_FOV_DEG,
     TinyGeo,
+    load_model_files,
     outputs_to_estimate,
-    resolve_pretrained,
+    save_model,
 )
-from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 
 class LatentConnector(nn.Module):
@@ -68,20 +66,13 @@ class LatentGeometryModel(nn.Module):
         return self.geo.heads(self.connector(latents), None)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            directory / "config.json", {"class": "LatentGeometryModel", **self.config}
-        )
-        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+        save_model(self, directory)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "tinygeo-lgm") -> LatentGeometryModel:
-        directory = resolve_pretrained(name_or_path)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        config, state = load_model_files(name_or_path)
         model = cls(TinyGeo(**config["geo"]), config["latent_channels"], config["hidden"])
-        state = load_file(str(directory / "model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.load_state_dict(state)
         return model.eval()
 
 

@@ -10,15 +10,12 @@ against winning by degrading the picture. Adapters for the real scorers are not 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from geogrpo.perception.tinygeo import resolve_pretrained
-from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
+from geogrpo.perception.tinygeo import load_model_files, save_model
 
 
 class TinyQualityScorer(nn.Module):
@@ -50,16 +47,11 @@ class TinyQualityScorer(nn.Module):
             return torch.sigmoid(self(frames.float()))
 
     def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(directory / "config.json", {"class": "TinyQualityScorer", **self.config})
-        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+        save_model(self, directory)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "tiny-quality") -> TinyQualityScorer:
-        directory = resolve_pretrained(name_or_path)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        config.pop("class", None)
+        config, state = load_model_files(name_or_path)
         model = cls(**config)
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        model.load_state_dict(state)
         return model.eval().requires_grad_(False)

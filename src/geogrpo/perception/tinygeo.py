@@ -155,19 +155,13 @@ class TinyGeo(nn.Module):
         return self.heads(self.features(video), video)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(directory / "config.json", {"class": "TinyGeo", **self.config})
-        atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+        save_model(self, directory)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "tinygeo") -> TinyGeo:
-        directory = resolve_pretrained(name_or_path)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        config.pop("class", None)
+        config, state = load_model_files(name_or_path)
         model = cls(**config)
-        state = load_file(str(directory / "model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.load_state_dict(state)
         return model.eval()
 
 
@@ -183,6 +177,24 @@ def resolve_pretrained(name_or_path: str | Path) -> Path:
             f"{', '.join(available) or 'none'} (train one with 'geogrpo pretrain tinygeo')"
         )
     return directory
+
+
+def save_model(module: nn.Module, directory: str | Path) -> None:
+    """``config.json`` (the module's ``config`` and class) + ``model.safetensors``, atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"class": type(module).__name__, **module.config}
+    atomic_write_json(directory / "config.json", config)
+    atomic_save_safetensors(directory / "model.safetensors", module.state_dict())
+
+
+def load_model_files(name_or_path: str | Path) -> tuple[dict, dict[str, Tensor]]:
+    """The config (without its class) and float32 weights of a saved perception model."""
+    directory = resolve_pretrained(name_or_path)
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    config.pop("class", None)
+    state = load_file(str(directory / "model.safetensors"))
+    return config, {k: v.float() for k, v in state.items()}
 
 
 def outputs_to_estimate(
