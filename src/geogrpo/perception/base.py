@@ -19,6 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from geogrpo.camera.se3 import relative_to_first
 from geogrpo.utils.checks import check_choice, check_tensor
 
 Scale = Literal["metric", "up_to_scale"]
@@ -113,7 +114,7 @@ def estimate_from_truth(
 ) -> GeometryEstimate:
     """The world's ground truth as an estimate (cameras relative to the first frame, metric)."""
     b, f = w2c.shape[:2]
-    rel = w2c.double() @ torch.linalg.inv(w2c.double()[:, :1])
+    rel = relative_to_first(w2c.double())
     return GeometryEstimate(
         w2c=rel,
         intrinsics=intrinsics.double().expand(b, f, 3, 3).clone(),

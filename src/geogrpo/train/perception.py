@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geogrpo.camera.metrics import rotation_errors, translation_errors
-from geogrpo.camera.se3 import invert_pose
+from geogrpo.camera.se3 import relative_to_first
 from geogrpo.models.autoencoder import load_autoencoder
 from geogrpo.models.policy import PRETRAINED_DIR as POLICY_PRETRAINED_DIR
 from geogrpo.perception.base import GeometryEstimate, GeometryEstimator
@@ -71,7 +71,7 @@ def load_clips(split: str, n: int, frames: int, size: int, data_dir: str) -> dic
             depths.append(depth.half())
             statics.append((depth > 0) & ~item[f"{view}_dynamic"])
             w2c = item[f"{view}_w2c"]
-            rels.append(w2c @ invert_pose(w2c[:1]))
+            rels.append(relative_to_first(w2c))
     return {
         "video": torch.stack(videos),  # [N, F, H, W, 3] uint8
         "depth": torch.stack(depths),  # [N, F, H, W] float16, 0 at sky
@@ -93,6 +93,24 @@ def temporal_jitter(num_frames: int, clip_frames: int, gen: torch.Generator) -> 
     return idx
 
 
+def gaussian_blur(x: Tensor, sigma: float, radius: int) -> Tensor:
+    """Separable Gaussian blur of ``[N, 3, H, W]`` with replicate padding."""
+    r = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (r / sigma) ** 2)
+    k = k / k.sum()
+    n = 2 * radius + 1
+    x = F.conv2d(
+        F.pad(x, (radius, radius, 0, 0), mode="replicate"),
+        k.view(1, 1, 1, n).expand(3, 1, 1, n),
+        groups=3,
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, radius, radius), mode="replicate"),
+        k.view(1, 1, n, 1).expand(3, 1, n, 1),
+        groups=3,
+    )
+
+
 def augment(video: Tensor, gen: torch.Generator, autoencoder: Any | None) -> Tensor:
     """``[B, F, H, W, 3]`` in [0, 1] -> the same clips degraded the ways generated video is."""
     b = video.shape[0]
@@ -107,20 +125,7 @@ def augment(video: Tensor, gen: torch.Generator, autoencoder: Any | None) -> Ten
                 )
                 x = (autoencoder.decode_frames(z).clamp(-1, 1) + 1) / 2
         if float(torch.rand(1, generator=gen)) < 0.5:
-            sigma = 0.3 + 1.2 * float(torch.rand(1, generator=gen))
-            r = torch.arange(-3, 4, dtype=x.dtype)
-            k1 = torch.exp(-0.5 * (r / sigma) ** 2)
-            k1 = k1 / k1.sum()
-            x = F.conv2d(
-                F.pad(x, (3, 3, 0, 0), mode="replicate"),
-                k1.view(1, 1, 1, 7).expand(3, 1, 1, 7),
-                groups=3,
-            )
-            x = F.conv2d(
-                F.pad(x, (0, 0, 3, 3), mode="replicate"),
-                k1.view(1, 1, 7, 1).expand(3, 1, 7, 1),
-                groups=3,
-            )
+            x = gaussian_blur(x, 0.3 + 1.2 * float(torch.rand(1, generator=gen)), 3)
         if float(torch.rand(1, generator=gen)) < 0.5:
             gain = 0.8 + 0.4 * torch.rand(1, 3, 1, 1, generator=gen)
             bias = 0.2 * torch.rand(1, 3, 1, 1, generator=gen) - 0.1
@@ -205,7 +210,7 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
             frames = temporal_jitter(cfg.frames, cfg.clip_frames, gen)
             video = augment(train["video"][idx][:, frames].float() / 255, gen, autoencoder)
             rel = train["rel_w2c"][idx][:, frames]
-            rel = rel @ invert_pose(rel[:, :1])
+            rel = relative_to_first(rel)
             losses = geometry_loss(
                 model(video),
                 rel,
@@ -370,20 +375,7 @@ def degrade(frames: Tensor, kind: str, strength: float, gen: torch.Generator, ae
     """One degradation of frames ``[N, H, W, 3]`` at ``strength`` in (0, 1]."""
     x = frames.permute(0, 3, 1, 2)
     if kind == "blur":
-        sigma = 0.5 + 2.5 * strength
-        r = torch.arange(-5, 6, dtype=x.dtype)
-        k = torch.exp(-0.5 * (r / sigma) ** 2)
-        k = k / k.sum()
-        x = F.conv2d(
-            F.pad(x, (5, 5, 0, 0), mode="replicate"),
-            k.view(1, 1, 1, 11).expand(3, 1, 1, 11),
-            groups=3,
-        )
-        x = F.conv2d(
-            F.pad(x, (0, 0, 5, 5), mode="replicate"),
-            k.view(1, 1, 11, 1).expand(3, 1, 11, 1),
-            groups=3,
-        )
+        x = gaussian_blur(x, 0.5 + 2.5 * strength, 5)
     elif kind == "noise":
         x = x + 0.15 * strength * torch.randn(x.shape, generator=gen)
     elif kind == "colour":
