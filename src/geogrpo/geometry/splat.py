@@ -43,6 +43,10 @@ from geogrpo.utils.checks import check_choice, check_finite, check_int_range, ch
 
 DILATION_PX2 = 0.3  # px^2 added to the diagonal of every 2D covariance (3DGS, gsplat eps2d)
 ALPHA_MAX = 0.99  # per-Gaussian alpha clamp (3DGS), keeps 1 - alpha >= 0.01
+# Squared Mahalanobis distances are clamped here before the exp: beyond it alpha < 3e-33, far
+# below anything visible, and exp of larger values underflows into subnormals, which made the
+# exp 5x slower on a CPU (measured: 50 ms vs 9 ms for a [2304, 800] tensor, one thread).
+MAHALANOBIS_MAX = 150.0
 NEAR = 0.01  # default near plane: Gaussians with mean z-depth <= near are culled
 BACKENDS = ("auto", "torch", "gsplat")
 Backend = Literal["auto", "torch", "gsplat"]
@@ -177,13 +181,29 @@ def _render_torch(
     means2d, cov2d, depths = means2d[order], cov2d[order], depths[order]
     opacities = torch.where(depths > near, splats.opacities[order], 0.0)  # [N], culled -> 0
     colors = splats.colors[order]  # [N, C]
-    # Conic: the inverse of [[a, b], [b, c]] is [[c, -b], [-b, a]] / det.
+    # Conic [[A, B], [B, C]] = inverse of [[a, b], [b, c]] = [[c, -b], [-b, a]] / det.
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]  # [N]
     det = a * c - b * b  # [N], >= 0.09 thanks to the dilation
-    pix = pixel_centers(height, width, means2d.dtype).to(means2d.device).reshape(-1, 2)  # [P, 2]
-    dx = pix[:, 0:1] - means2d[:, 0]  # [P, N]
-    dy = pix[:, 1:2] - means2d[:, 1]  # [P, N]
-    mahalanobis = (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det  # [P, N]
+    con_a, con_b, con_c = c / det, -b / det, a / det
+    # The quadratic form A dx^2 + 2B dx dy + C dy^2 with (dx, dy) = p - mu, expanded in the
+    # monomials of p, is one [P, 6] @ [6, N] matmul instead of six [P, N] elementwise ops.
+    # Coordinates are taken about the image centre to keep the expansion's cancellation small.
+    centre = means2d.new_tensor([width / 2, height / 2])
+    pix = pixel_centers(height, width, means2d.dtype).to(means2d.device).reshape(-1, 2) - centre
+    mx, my = (means2d - centre).unbind(-1)  # [N]
+    x, y = pix.unbind(-1)  # [P]
+    monomials = torch.stack([x * x, x * y, y * y, x, y, torch.ones_like(x)], dim=-1)  # [P, 6]
+    coeffs = torch.stack(
+        [
+            con_a,
+            2 * con_b,
+            con_c,
+            -2 * (con_a * mx + con_b * my),
+            -2 * (con_b * mx + con_c * my),
+            con_a * mx * mx + 2 * con_b * mx * my + con_c * my * my,
+        ]
+    )  # [6, N]
+    mahalanobis = (monomials @ coeffs).clamp(min=0, max=MAHALANOBIS_MAX)  # [P, N]
     alpha = (opacities * torch.exp(-0.5 * mahalanobis)).clamp(max=ALPHA_MAX)  # [P, N]
     # T_i = prod_{j<i} (1 - alpha_j): an exclusive cumulative product.
     ones = torch.ones_like(alpha[:, :1])
