@@ -3,7 +3,7 @@
 See :mod:`geogrpo.rewards.base` for the masking contract (never a NaN into the trainer).
 """
 
-from geogrpo.rewards import composite, fidelity, geometry, quality
+from geogrpo.rewards import composite, fidelity, geometry, quality, reconstruction
 from geogrpo.rewards.base import (
     REWARDS,
     RewardBatch,
@@ -21,5 +21,6 @@ __all__ = [
     "fidelity",
     "geometry",
     "quality",
+    "reconstruction",
     "register_reward",
 ]
