@@ -1,0 +1,118 @@
+"""View judges: ``judge.score(images [N, H, W, 3] in [0, 1]) -> [N]`` in [0, 1], higher = more
+structurally plausible. World-R1's S_meta asks Qwen3-VL whether a view rendered from an offset
+camera is structurally reliable (flat geometry, floaters and stretched textures show there first).
+
+* :class:`QwenVLViewJudge` is that judge: any image-text-to-text checkpoint of the Qwen-VL
+  family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) from a **local** directory, scored as
+  ``P(Yes) / (P(Yes) + P(No))`` of the next token after a yes/no question (no sampling, so the
+  score is deterministic and smooth).
+* ``"tiny-quality"`` (:class:`~geogrpo.perception.quality.TinyQualityScorer`) is the embedded
+  default: it judges looks, not structure, and is named as the stand-in it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from geogrpo.perception.base import check_video
+
+IMAGE_PAD = "<|image_pad|>"  # Qwen-VL's placeholder, one per merged vision patch
+DEFAULT_QUESTION = (
+    "This image is a view of a 3D scene rendered from a new camera position. Is the 3D "
+    "structure plausible, without flat cut-outs, floating blobs, holes or stretched textures? "
+    "Answer Yes or No."
+)
+
+
+@runtime_checkable
+class ViewJudge(Protocol):
+    name: str
+
+    def score(self, images: Tensor) -> Tensor:
+        """``images [N, H, W, 3]`` in [0, 1] -> ``[N]`` in [0, 1]."""
+        ...
+
+
+def _answer_token(tokenizer: Any, word: str) -> int:
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(
+            f"judge: the tokenizer splits the answer {word!r} into {len(ids)} tokens; pass "
+            "answers that are single tokens of this model (e.g. answers=('yes', 'no'))"
+        )
+    return int(ids[0])
+
+
+class QwenVLViewJudge:
+    """A Qwen-VL model from a local directory asked a yes/no question about each image."""
+
+    name = "qwen_vl"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        question: str = DEFAULT_QUESTION,
+        answers: tuple[str, str] = ("Yes", "No"),
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model_dir: no config.json in {model_dir}; download a Qwen-VL checkpoint "
+                "(e.g. Qwen/Qwen3-VL-8B-Instruct with `huggingface-cli download`) to a local "
+                "directory and pass its path"
+            )
+        # Tokenizer and image processor instead of AutoProcessor: the processor also builds the
+        # video processor, which needs torchvision; the image path does not.
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.image_processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            model_dir, local_files_only=True, dtype=dtype
+        ).to(device)
+        self.model.eval().requires_grad_(False)
+        self.device, self.question = device, question
+        self.answer_ids = tuple(_answer_token(self.tokenizer, a) for a in answers)
+
+    def prompt(self, image_tokens: int) -> str:
+        """The Qwen-VL chat format (ChatML with a vision span) for one image and the question."""
+        return (
+            f"<|im_start|>user\n<|vision_start|>{IMAGE_PAD * image_tokens}<|vision_end|>"
+            f"{self.question}<|im_end|>\n<|im_start|>assistant\n"
+        )
+
+    def score(self, images: Tensor) -> Tensor:
+        check_video("images", images[None])
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        merge = int(self.image_processor.merge_size)
+        scores = []
+        for image in pixels:  # one at a time: no padding, so the last position is the answer
+            vision = self.image_processor(images=[image], return_tensors="pt")
+            grid = vision["image_grid_thw"]  # [1, 3] patches in t, h, w
+            tokens = int(grid.prod()) // merge**2
+            text = self.tokenizer(
+                [self.prompt(tokens)], return_tensors="pt", add_special_tokens=False
+            )
+            image_token = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+            mm_types = (text["input_ids"] == image_token).long()  # 1 = image, for M-RoPE
+            inputs = {**text, **vision, "mm_token_type_ids": mm_types}
+            with torch.no_grad():
+                out = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
+            pair = out.logits[0, -1, list(self.answer_ids)].float()
+            scores.append(torch.softmax(pair, dim=0)[0].cpu())
+        return torch.stack(scores)
+
+
+def make_judge(name_or_path: str | Path) -> ViewJudge:
+    """``"tiny-quality"`` (the embedded stand-in) or a local Qwen-VL directory."""
+    if str(name_or_path) == "tiny-quality":
+        from geogrpo.perception.quality import TinyQualityScorer
+
+        return TinyQualityScorer.from_pretrained("tiny-quality")
+    return QwenVLViewJudge(name_or_path)
