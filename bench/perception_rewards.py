@@ -5,7 +5,9 @@
 Prints (1) tinygeo / LGM / classical accuracy on val and held-out splits, (2) seconds per clip
 of every reward, (3) VGGRPO's comparison: smoothness + reprojection from latents through the
 Latent Geometry Model vs decode-then-tinygeo, time and peak memory, each path measured in its
-own fresh subprocess (peak resident memory above the process's baseline after imports).
+own fresh subprocess (peak resident memory above the process's baseline after imports), and
+(4) World-R1's reconstruction reward on consistent val clips against clips whose frames come
+from three different scenes, through tinygeo.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def reward_times(n: int) -> None:
     from geogrpo.rewards.base import RewardBatch
     from geogrpo.rewards.fidelity import ViewFidelityReward
     from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward, TrajectoryReward
+    from geogrpo.rewards.quality import QualityReward
+    from geogrpo.rewards.reconstruction import ReconstructionReward
     from geogrpo.train.perception import load_clips
 
     clips = load_clips("val", n // 2, 17, 96, "data")
@@ -75,6 +79,8 @@ def reward_times(n: int) -> None:
         ("smoothness", SmoothnessReward(est)),
         ("reprojection", ReprojectionReward(est)),
         ("view_fidelity", ViewFidelityReward()),
+        ("quality", QualityReward()),
+        ("reconstruction", ReconstructionReward(est)),
     ):
         batch = RewardBatch(
             video=video,
@@ -148,18 +154,55 @@ def latent_vs_rgb(n: int) -> None:
     )
 
 
+def reconstruction_ranking(n: int) -> None:
+    from geogrpo.perception.tinygeo import TinyGeoEstimator
+    from geogrpo.rewards.base import RewardBatch
+    from geogrpo.rewards.reconstruction import ReconstructionReward
+    from geogrpo.train.perception import load_clips
+
+    clips = load_clips("val", n, 17, 96, "data")
+    video = clips["video"].float() / 255  # [2 n, F, H, W, 3], two views per pair
+    f = video.shape[1]
+    # frame t of clip i comes from clip (i + t) mod 3 of its group of three: same frame
+    # index, so the camera motion is alike, but three different scenes
+    groups = video.shape[0] // 3 * 3
+    mixed = torch.stack(
+        [
+            torch.stack([video[(i // 3) * 3 + (i + t) % 3, t] for t in range(f)])
+            for i in range(groups)
+        ]
+    )
+    reward = ReconstructionReward(TinyGeoEstimator())
+    true_out = reward(RewardBatch(video=video[:groups], target_w2c=clips["rel_w2c"][:groups]))
+    mixed_out = reward(RewardBatch(video=mixed, target_w2c=clips["rel_w2c"][:groups]))
+    print(f"\nreconstruction reward, {groups} consistent val clips vs {groups} mixed-scene clips")
+    for term in ("recon", "meta", "traj", "recon_psnr"):
+        a, b = true_out.diagnostics[term], mixed_out.diagnostics[term]
+        print(f"  {term:10s} consistent {a.nanmean():.3f}  mixed {b.nanmean():.3f}")
+    wins = (true_out.scores > mixed_out.scores).float().mean()
+    print(
+        f"  total: consistent {true_out.scores.mean():.3f}, mixed {mixed_out.scores.mean():.3f}, "
+        f"consistent ranked higher in {wins:.0%} of pairs"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--one-path", choices=("rgb", "latent"))
+    p.add_argument("--only", choices=("reconstruction",), help="run one part only")
     p.add_argument("--latents", help="(internal) latents file for --one-path")
     args = p.parse_args()
     if args.one_path:
         print(json.dumps(one_path(args.one_path, args.latents)))
         return
+    if args.only == "reconstruction":
+        reconstruction_ranking(args.n)
+        return
     accuracy(args.n)
     reward_times(args.n)
     latent_vs_rgb(args.n)
+    reconstruction_ranking(args.n)
 
 
 if __name__ == "__main__":

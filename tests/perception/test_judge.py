@@ -45,16 +45,12 @@ def tiny_model(kind: str, tokenizer: PreTrainedTokenizerFast):
         num_key_value_heads=1,
         head_dim=16,
         max_position_embeddings=512,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 2, 4]},
     )
     torch.manual_seed(0)
     if kind == "qwen2_vl":
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-        text["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 1e4,
-            "mrope_section": [2, 2, 4],
-        }
         vision = dict(
             depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14
         )
@@ -62,11 +58,6 @@ def tiny_model(kind: str, tokenizer: PreTrainedTokenizerFast):
         return Qwen2VLForConditionalGeneration(cfg), 14
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-    text["rope_parameters"] = {
-        "rope_type": "default",
-        "rope_theta": 1e4,
-        "mrope_section": [2, 2, 4],
-    }
     vision = dict(
         depth=1,
         hidden_size=32,

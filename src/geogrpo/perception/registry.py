@@ -20,14 +20,36 @@ def _classical(**kwargs: Any) -> GeometryEstimator:
     return ClassicalEstimator(**kwargs)
 
 
+def _da3(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import DepthAnything3Estimator
+
+    return DepthAnything3Estimator(**kwargs)
+
+
+def _vggt(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import VGGTEstimator
+
+    return VGGTEstimator(**kwargs)
+
+
+def _mapanything(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import MapAnythingEstimator
+
+    return MapAnythingEstimator(**kwargs)
+
+
 ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
     "tinygeo": _tinygeo,
     "classical": _classical,
+    "da3": _da3,
+    "vggt": _vggt,
+    "mapanything": _mapanything,
 }
 
 
 def make_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
-    """Build an estimator by name (``tinygeo``, ``classical``)."""
+    """Build an estimator by name: ``tinygeo``, ``classical``, or an adapter (``da3``, ``vggt``,
+    ``mapanything``: pass ``model_dir``)."""
     if name not in ESTIMATORS:
         raise ValueError(
             f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"

@@ -14,7 +14,8 @@ from geogrpo.rewards.base import RewardBatch, RewardOutput, all_masked, finalize
 class QualityReward:
     """Mean per-frame score of a quality scorer, in [0, 1] (the papers' HPSv3 / VideoAlign
     term; the embedded default is the stand-in ``TinyQualityScorer``, "tiny-quality").
-    ``every`` scores every n-th frame only, to save time."""
+    ``every`` scores every n-th frame only, to save time. A scorer with ``score_videos``
+    (VideoAlign) scores whole clips; one with ``uses_prompts`` gets ``batch.prompts``."""
 
     name = "quality"
     diagnostics = ("min_frame_score",)
@@ -33,6 +34,15 @@ class QualityReward:
         check_video("video", batch.video)
         video, reasons = sanitize_video(batch.video[:, :: self.every])
         n, f = video.shape[:2]
-        scores = self.scorer.score(video.reshape(n * f, *video.shape[2:])).reshape(n, f)
         valid = torch.tensor([not r for r in reasons])
+        prompts = batch.prompts if getattr(self.scorer, "uses_prompts", False) else None
+        if hasattr(self.scorer, "score_videos"):
+            clip_scores = self.scorer.score_videos(video, prompts)
+            return finalize(clip_scores, valid, reasons, {"min_frame_score": clip_scores})
+        frames = video.reshape(n * f, *video.shape[2:])
+        if prompts is None:
+            scores = self.scorer.score(frames)
+        else:
+            scores = self.scorer.score(frames, [p for p in prompts for _ in range(f)])
+        scores = scores.reshape(n, f)
         return finalize(scores.mean(dim=1), valid, reasons, {"min_frame_score": scores.amin(dim=1)})

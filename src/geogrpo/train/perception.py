@@ -357,7 +357,7 @@ class QualityPretrainConfig:
     out: str = "runs/pretrain/tiny-quality"
     data_dir: str = "data"
     n_train: int = 160
-    steps: int = 300
+    steps: int = 600
     batch: int = 32
     lr: float = 2e-3
     width: int = 32
@@ -412,11 +412,19 @@ def pretrain_quality(cfg: QualityPretrainConfig) -> dict[str, Any]:
     start = time.perf_counter()
     with RunLogger(out / "logs") as logger:
         for step in tqdm(range(1, cfg.steps + 1), desc="pretrain quality"):
-            idx = torch.randint(frames.shape[0], (cfg.batch,), generator=gen)
+            # every step sees every degradation: with one kind per step the scorer settled on
+            # "high frequency is bad" (noise and noisy generations outvoted blur), ranking
+            # blurred frames above clean ones
+            per_kind = max(1, cfg.batch // len(DEGRADATIONS))
+            idx = torch.randint(frames.shape[0], (per_kind * len(DEGRADATIONS),), generator=gen)
             clean = frames[idx].float() / 255
-            kind = DEGRADATIONS[int(torch.randint(len(DEGRADATIONS), (1,), generator=gen))]
             strength = 0.1 + 0.9 * float(torch.rand(1, generator=gen))
-            bad = degrade(clean, kind, strength, gen, ae)
+            bad = torch.cat(
+                [
+                    degrade(part, kind, strength, gen, ae)
+                    for part, kind in zip(clean.split(per_kind), DEGRADATIONS, strict=True)
+                ]
+            )
             # Bradley-Terry: P(clean preferred) = sigmoid(s_clean - s_bad); the small L2 on the
             # logits keeps them from drifting apart without bound (scores would saturate at 0/1)
             s_clean, s_bad = model(clean), model(bad)
@@ -425,7 +433,7 @@ def pretrain_quality(cfg: QualityPretrainConfig) -> dict[str, Any]:
             loss.backward()
             opt.step()
             sched.step()
-            logger.log(step, {"loss": float(loss.detach()), "kind": DEGRADATIONS.index(kind)})
+            logger.log(step, {"loss": float(loss.detach())})
     wall = time.perf_counter() - start
     model.eval()
     metrics: dict[str, Any] = {}
