@@ -190,14 +190,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--one-path", choices=("rgb", "latent"))
-    p.add_argument("--only", choices=("reconstruction",), help="run one part only")
+    p.add_argument("--only", choices=("times", "reconstruction"), help="run one part only")
     p.add_argument("--latents", help="(internal) latents file for --one-path")
     args = p.parse_args()
     if args.one_path:
         print(json.dumps(one_path(args.one_path, args.latents)))
         return
-    if args.only == "reconstruction":
-        reconstruction_ranking(args.n)
+    if args.only:
+        {"times": reward_times, "reconstruction": reconstruction_ranking}[args.only](args.n)
         return
     accuracy(args.n)
     reward_times(args.n)
