@@ -34,14 +34,14 @@ from geogrpo.perception.base import GeometryEstimate, Scale, check_video, saniti
 from geogrpo.utils.checks import check_choice
 
 
-def _import(module: str, install: str) -> Any:
+def import_optional(module: str, install: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"this estimator needs the {module!r} package: {install}") from err
+        raise ImportError(f"this adapter needs the {module!r} package: {install}") from err
 
 
-def _local_dir(model_dir: str | Path, what: str) -> Path:
+def require_local_dir(model_dir: str | Path, what: str) -> Path:
     path = Path(model_dir)
     if not path.is_dir():
         raise FileNotFoundError(
@@ -167,11 +167,11 @@ class DepthAnything3Estimator(_ClipEstimator):
         process_res: int = 504,
         scale: Scale = "up_to_scale",
     ) -> None:
-        api = _import(
+        api = import_optional(
             "depth_anything_3.api",
             "pip install depth-anything-3 (in an environment with numpy<2, torchvision, xformers)",
         )
-        path = _local_dir(model_dir, "Depth Anything 3 (e.g. depth-anything/DA3-LARGE)")
+        path = require_local_dir(model_dir, "Depth Anything 3 (e.g. depth-anything/DA3-LARGE)")
         self.model = api.DepthAnything3.from_pretrained(str(path)).to(device).eval()
         self.process_res = process_res
         self.scale = check_choice("scale", scale, ("metric", "up_to_scale"))
@@ -211,9 +211,9 @@ class VGGTEstimator(_ClipEstimator):
 
     def __init__(self, model_dir: str | Path, device: str = "cuda") -> None:
         install = "pip install git+https://github.com/facebookresearch/vggt"
-        models = _import("vggt.models.vggt", install)
-        self.pose_enc = _import("vggt.utils.pose_enc", install)
-        path = _local_dir(model_dir, "VGGT (facebook/VGGT-1B, model.safetensors)")
+        models = import_optional("vggt.models.vggt", install)
+        self.pose_enc = import_optional("vggt.utils.pose_enc", install)
+        path = require_local_dir(model_dir, "VGGT (facebook/VGGT-1B, model.safetensors)")
         self.model = models.VGGT.from_pretrained(str(path)).to(device).eval()
         self.device = device
 
@@ -248,8 +248,8 @@ class MapAnythingEstimator(_ClipEstimator):
 
     def __init__(self, model_dir: str | Path, device: str = "cuda", size: int = 518) -> None:
         install = "pip install git+https://github.com/facebookresearch/map-anything"
-        models = _import("mapanything.models", install)
-        path = _local_dir(model_dir, "MapAnything (facebook/map-anything)")
+        models = import_optional("mapanything.models", install)
+        path = require_local_dir(model_dir, "MapAnything (facebook/map-anything)")
         self.model = models.MapAnything.from_pretrained(str(path)).to(device).eval()
         self.device, self.size = device, size
 

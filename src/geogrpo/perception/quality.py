@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from geogrpo.perception.adapters import _import, _local_dir
+from geogrpo.perception.adapters import import_optional, require_local_dir
 from geogrpo.perception.tinygeo import load_model_files, save_model
-
 
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -104,7 +103,7 @@ class HPSv3Scorer:
         device: str = "cuda",
         scale: float = 5.0,
     ) -> None:
-        hpsv3 = _import(
+        hpsv3 = import_optional(
             "hpsv3",
             "pip install hpsv3 in its own environment (it pins transformers==4.45.2), with a "
             "config whose model_name_or_path is a local Qwen2-VL-7B-Instruct",
@@ -148,10 +147,12 @@ class VideoAlignScorer:
         scale: float = 3.0,
         fps: float = 16.0,
     ) -> None:
-        repo = _local_dir(repo_dir, "VideoAlign repository (git clone KwaiVGI/VideoAlign)")
-        checkpoint = _local_dir(checkpoint_dir, "VideoReward (KwaiVGI/VideoReward)")
+        repo = require_local_dir(repo_dir, "VideoAlign repository (git clone KwaiVGI/VideoAlign)")
+        checkpoint = require_local_dir(checkpoint_dir, "VideoReward (KwaiVGI/VideoReward)")
         sys.path.insert(0, str(repo))
-        inference = _import("inference", f"VideoAlign's inference.py was not found in {repo}")
+        inference = import_optional(
+            "inference", f"VideoAlign's inference.py was not found in {repo}"
+        )
         self.model = inference.VideoVLMRewardInference(str(checkpoint), device=device)
         self.scale, self.fps = scale, fps
 
