@@ -95,3 +95,26 @@ def test_augment_changes_pixels_but_keeps_range_and_shape():
     out = augment(video, torch.Generator().manual_seed(1), None)
     assert out.shape == video.shape and out.min() >= 0 and out.max() <= 1
     assert not torch.equal(out, video)
+
+
+def test_rotation_weight_scales_only_the_rotation_term():
+    model = tiny().eval()
+    video = torch.rand(1, 3, 32, 32, 3)
+    rel = make_pose(so3_exp(0.2 * torch.randn(1, 3, 3, dtype=torch.float64)), torch.zeros(1, 3, 3))
+    depth, static = 1 + torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32) > 0.5
+    with torch.no_grad():
+        out = model(video)
+    one = geometry_loss(out, rel, depth, static)
+    ten = geometry_loss(out, rel, depth, static, rotation_weight=10.0)
+    torch.testing.assert_close(ten["loss"] - one["loss"], 9 * one["rotation"])
+
+
+def test_init_from_a_model_of_another_shape_fails_before_rendering(tmp_path):
+    from geogrpo.train.perception import TinyGeoPretrainConfig, pretrain_tinygeo
+
+    cfg = TinyGeoPretrainConfig(
+        out=str(tmp_path), data_dir=str(tmp_path), init_from="tinygeo", dim=64
+    )
+    with pytest.raises(ValueError, match="init_from: tinygeo was built with .*'dim': 128"):
+        pretrain_tinygeo(cfg)
+    assert not (tmp_path / "pairs").exists()

@@ -24,7 +24,12 @@ from geogrpo.camera.se3 import relative_to_first
 from geogrpo.models.autoencoder import load_autoencoder
 from geogrpo.models.policy import PRETRAINED_DIR as POLICY_PRETRAINED_DIR
 from geogrpo.perception.base import GeometryEstimate, GeometryEstimator
-from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator, geometry_loss
+from geogrpo.perception.tinygeo import (
+    TinyGeo,
+    TinyGeoEstimator,
+    geometry_loss,
+    load_model_files,
+)
 from geogrpo.train.logging import RunLogger
 from geogrpo.train.pretrain import write_manifest
 from geogrpo.utils.checks import check_int_range, check_positive
@@ -52,6 +57,8 @@ class TinyGeoPretrainConfig:
     frames: int = 17
     seed: int = 0
     eval_every: int = 500
+    rotation_weight: float = 1.0
+    init_from: str = ""  # a shipped model's name or a saved folder to continue from
 
     def __post_init__(self) -> None:
         check_int_range("steps", self.steps, 1)
@@ -183,6 +190,15 @@ def geometry_accuracy(est: GeometryEstimate, clips: dict[str, Tensor]) -> dict[s
 def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
     check_training_split("train")
     torch.manual_seed(cfg.seed)
+    shape = {k: getattr(cfg, k) for k in ("dim", "heads", "layers", "size", "stitch_layer")}
+    init_state = None
+    if cfg.init_from:  # checked before any data is rendered
+        init_config, init_state = load_model_files(cfg.init_from)
+        if init_config != shape:
+            raise ValueError(
+                f"init_from: {cfg.init_from} was built with {init_config}, this run asks for "
+                f"{shape}; pass matching --dim/--heads/--layers/--size/--stitch-layer"
+            )
     gen = torch.Generator().manual_seed(cfg.seed)
     out = Path(cfg.out)
     train = load_clips("train", cfg.n_train, cfg.frames, cfg.size, cfg.data_dir)
@@ -196,7 +212,9 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
         ),
     }
     autoencoder = load_autoencoder(POLICY_PRETRAINED_DIR / "tiny-autoencoder").eval()
-    model = TinyGeo(cfg.dim, cfg.heads, cfg.layers, cfg.size, cfg.stitch_layer)
+    model = TinyGeo(**shape)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     n = train["video"].shape[0]
@@ -216,6 +234,7 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
                 rel,
                 train["depth"][idx][:, frames].float(),
                 train["static"][idx][:, frames],
+                cfg.rotation_weight,
             )
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
