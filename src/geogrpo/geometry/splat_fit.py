@@ -130,7 +130,9 @@ def fit_splats(
     steps: int = 30,
     lr: float = 0.05,
 ) -> SplatFit:
-    """Adam on all splat parameters so that the renders match ``frames`` (mean L1).
+    """Adam on all splat parameters so that the renders match ``frames`` (mean L1). The splats
+    stay isotropic (as :func:`splats_from_depth` makes them): ``init``'s first scale is each
+    splat's std.
 
     Means move by ``lr x`` their own size per step at most (Adam's step is about ``lr`` in the
     parameter's units, and means are parametrised in units of each splat's initial std), so the
