@@ -8,6 +8,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessorPil
 
 from geogrpo.perception.judge import IMAGE_PAD, QwenVLViewJudge, make_judge
+from geogrpo.utils.video import to_uint8
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
 SPECIAL += [IMAGE_PAD, "<|video_pad|>"]
@@ -108,18 +109,9 @@ def test_a_judge_taught_bright_is_yes_ranks_bright_views_first(tmp_path):
     model = judge.model.train().requires_grad_(True)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
-    yes, no = judge.answer_ids
 
     def logit_margin(image: torch.Tensor) -> torch.Tensor:
-        pixels = (image * 255).round().to(torch.uint8).numpy()
-        vision = judge.image_processor(images=[pixels], return_tensors="pt")
-        tokens = int(vision["image_grid_thw"].prod()) // judge.image_processor.merge_size**2
-        text = judge.tokenizer(
-            [judge.prompt(tokens)], return_tensors="pt", add_special_tokens=False
-        )
-        mm = (text["input_ids"] == judge.tokenizer.convert_tokens_to_ids(IMAGE_PAD)).long()
-        logits = model(**text, **vision, mm_token_type_ids=mm).logits[0, -1]
-        return logits[yes] - logits[no]
+        return judge.answer_margin(to_uint8(image[None])[0])
 
     for _ in range(40):
         bright = 0.6 + 0.4 * torch.rand(32, 32, 3, generator=g)

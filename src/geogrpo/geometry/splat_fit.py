@@ -27,7 +27,7 @@ from torch import Tensor
 from geogrpo.camera.presets import look_at_c2w
 from geogrpo.camera.se3 import c2w_to_w2c, check_intrinsics, check_pose, invert_pose
 from geogrpo.geometry.projection import unproject_depth
-from geogrpo.geometry.splat import NEAR, GaussianSplats, render_splats
+from geogrpo.geometry.splat import GaussianSplats, render_splats
 from geogrpo.utils.checks import check_finite, check_int_range, check_positive
 
 FOOTPRINT = 0.7  # Gaussian std as a fraction of the initial spacing between neighbouring splats
@@ -100,11 +100,6 @@ class SplatFit:
     losses: Tensor  # [steps + 1], mean L1 over the fit views before each step and at the end
 
 
-def _logit(x: Tensor, eps: float = 1e-3) -> Tensor:
-    x = x.clamp(eps, 1 - eps)
-    return torch.log(x / (1 - x))
-
-
 def render_views(
     splats: GaussianSplats,
     background: Tensor,  # [3]
@@ -116,7 +111,7 @@ def render_views(
     """Images ``[V, H, W, 3]`` and alphas ``[V, H, W]`` of splats from ``V`` cameras."""
     images, alphas = [], []
     for cam, k in zip(w2c, intrinsics, strict=True):
-        out = render_splats(splats, cam, k, height, width, background, near=NEAR, backend="auto")
+        out = render_splats(splats, cam, k, height, width, background)
         images.append(out.image)
         alphas.append(out.alpha)
     return torch.stack(images), torch.stack(alphas)
@@ -147,9 +142,9 @@ def fit_splats(
     unit = init.scales[:, :1].detach()  # [N, 1]
     offset = torch.zeros_like(init.means, requires_grad=True)
     log_scale = init.scales[:, :1].detach().log().clone().requires_grad_(True)
-    color_logit = _logit(init.colors.detach()).requires_grad_(True)
-    opacity_logit = _logit(init.opacities.detach()).requires_grad_(True)
-    background_logit = _logit(target.mean(dim=(0, 1, 2))).detach().requires_grad_(True)
+    color_logit = torch.logit(init.colors.detach(), eps=1e-3).requires_grad_(True)
+    opacity_logit = torch.logit(init.opacities.detach(), eps=1e-3).requires_grad_(True)
+    background_logit = torch.logit(target.mean(dim=(0, 1, 2)), eps=1e-3).requires_grad_(True)
     params = [offset, log_scale, color_logit, opacity_logit, background_logit]
     opt = torch.optim.Adam(params, lr=lr)
 

@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from geogrpo.camera.se3 import relative_to_first
-from geogrpo.perception.base import GeometryEstimate, Scale, check_video, sanitize_video
+from geogrpo.camera.se3 import c2w_to_w2c, relative_to_first, scale_intrinsics
+from geogrpo.perception.base import SCALES, GeometryEstimate, Scale, check_video, sanitize_video
 from geogrpo.utils.checks import check_choice
+from geogrpo.utils.video import to_uint8
 
 
 def import_optional(module: str, install: str) -> Any:
@@ -73,7 +74,7 @@ def estimate_from_predictions(
     Depth and confidence are resized with nearest neighbours (no mixing across depth edges),
     intrinsics rescaled with the pixel-edge convention, cameras completed to 4x4 and made
     relative to the first frame."""
-    check_choice("scale", scale, ("metric", "up_to_scale"))
+    check_choice("scale", scale, SCALES)
     w2c, k, d = (
         torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in (w2c, intrinsics, depth)
     )
@@ -97,7 +98,6 @@ def estimate_from_predictions(
     def resize(x: Tensor) -> Tensor:
         return F.interpolate(x[:, None], size=(h, w), mode="nearest")[:, 0]
 
-    resized = torch.diag(torch.tensor([w / pw, h / ph, 1.0], dtype=torch.float64))
     depth_out = resize(d).float()
     finite = torch.isfinite(depth_out) & (depth_out > 0)
     if drop is not None:
@@ -105,7 +105,7 @@ def estimate_from_predictions(
         finite &= resize(dropped) < 0.5
     return GeometryEstimate(
         w2c=relative_to_first(w2c)[None],
-        intrinsics=(resized @ k)[None],
+        intrinsics=scale_intrinsics(k, w / pw, h / ph)[None],
         depth=torch.where(finite, depth_out, 0.0)[None],
         confidence=torch.where(finite, resize(conf).float(), 0.0)[None],
         scale=scale,
@@ -143,10 +143,9 @@ class _ClipEstimator(ABC):
     def estimate(self, video: Tensor, intrinsics: Tensor | None = None) -> GeometryEstimate:
         check_video("video", video, min_frames=2)
         clean, reasons = sanitize_video(video)
-        frames = (clean * 255).round().to(torch.uint8).cpu().numpy()
         parts = [
-            self.estimate_clip(clip, None if intrinsics is None else intrinsics[i])
-            for i, clip in enumerate(frames)
+            self.estimate_clip(to_uint8(clip), None if intrinsics is None else intrinsics[i])
+            for i, clip in enumerate(clean)
         ]
         return stack_estimates(parts, reasons)
 
@@ -174,7 +173,7 @@ class DepthAnything3Estimator(_ClipEstimator):
         path = require_local_dir(model_dir, "Depth Anything 3 (e.g. depth-anything/DA3-LARGE)")
         self.model = api.DepthAnything3.from_pretrained(str(path)).to(device).eval()
         self.process_res = process_res
-        self.scale = check_choice("scale", scale, ("metric", "up_to_scale"))
+        self.scale = check_choice("scale", scale, SCALES)
 
     def estimate_clip(self, frames: np.ndarray, intrinsics: Tensor | None) -> GeometryEstimate:
         pred = self.model.inference(list(frames), process_res=self.process_res)
@@ -262,14 +261,14 @@ class MapAnythingEstimator(_ClipEstimator):
         images = ((images - mean) / std).to(self.device)
         views = [{"img": images[i : i + 1], "data_norm_type": ["dinov2"]} for i in range(f)]
         if intrinsics is not None:  # known calibration conditions the prediction
-            k = torch.diag(torch.tensor([s / w, s / h, 1.0])) @ intrinsics.float().cpu()
+            k = scale_intrinsics(intrinsics.double().cpu(), s / w, s / h).float()
             for view in views:
                 view["intrinsics"] = k[None].to(self.device)
         with torch.no_grad():
             preds = self.model.infer(views, apply_mask=True, mask_edges=True)
         c2w = torch.cat([p["camera_poses"] for p in preds]).double().cpu()  # [F, 4, 4]
         return estimate_from_predictions(
-            torch.linalg.inv(c2w),
+            c2w_to_w2c(c2w),
             torch.cat([p["intrinsics"] for p in preds]).float().cpu(),
             torch.cat([p["depth_z"][..., 0] for p in preds]).float().cpu(),
             torch.cat([p["conf"] for p in preds]).float().cpu(),

@@ -15,10 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from geogrpo.perception.base import check_video
+from geogrpo.utils.video import to_uint8
 
 IMAGE_PAD = "<|image_pad|>"  # Qwen-VL's placeholder, one per merged vision patch
 DEFAULT_QUESTION = (
@@ -79,6 +81,8 @@ class QwenVLViewJudge:
         self.model.eval().requires_grad_(False)
         self.device, self.question = device, question
         self.answer_ids = tuple(_answer_token(self.tokenizer, a) for a in answers)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
+        self.merge = int(self.image_processor.merge_size)
 
     def prompt(self, image_tokens: int) -> str:
         """The Qwen-VL chat format (ChatML with a vision span) for one image and the question."""
@@ -87,26 +91,25 @@ class QwenVLViewJudge:
             f"{self.question}<|im_end|>\n<|im_start|>assistant\n"
         )
 
+    def answer_margin(self, image: np.ndarray) -> Tensor:
+        """``logit(Yes) - logit(No)`` of the next token for one ``[H, W, 3]`` uint8 image (with
+        gradients when the model has them; one image at a time, so no padding and the last
+        position is the answer)."""
+        vision = self.image_processor(images=[image], return_tensors="pt")
+        tokens = int(vision["image_grid_thw"].prod()) // self.merge**2  # [1, 3]: t, h, w patches
+        text = self.tokenizer([self.prompt(tokens)], return_tensors="pt", add_special_tokens=False)
+        mm_types = (text["input_ids"] == self.image_token_id).long()  # 1 = image, for M-RoPE
+        inputs = {**text, **vision, "mm_token_type_ids": mm_types}
+        logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits[0, -1]
+        yes, no = self.answer_ids
+        return (logits[yes] - logits[no]).float()
+
     def score(self, images: Tensor) -> Tensor:
+        """``P(Yes) / (P(Yes) + P(No)) = sigmoid(answer_margin)`` per image."""
         check_video("images", images[None])
-        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        merge = int(self.image_processor.merge_size)
-        scores = []
-        for image in pixels:  # one at a time: no padding, so the last position is the answer
-            vision = self.image_processor(images=[image], return_tensors="pt")
-            grid = vision["image_grid_thw"]  # [1, 3] patches in t, h, w
-            tokens = int(grid.prod()) // merge**2
-            text = self.tokenizer(
-                [self.prompt(tokens)], return_tensors="pt", add_special_tokens=False
-            )
-            image_token = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-            mm_types = (text["input_ids"] == image_token).long()  # 1 = image, for M-RoPE
-            inputs = {**text, **vision, "mm_token_type_ids": mm_types}
-            with torch.no_grad():
-                out = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
-            pair = out.logits[0, -1, list(self.answer_ids)].float()
-            scores.append(torch.softmax(pair, dim=0)[0].cpu())
-        return torch.stack(scores)
+        with torch.no_grad():
+            margins = torch.stack([self.answer_margin(image) for image in to_uint8(images)])
+        return torch.sigmoid(margins).cpu()
 
 
 def make_judge(name_or_path: str | Path) -> ViewJudge:

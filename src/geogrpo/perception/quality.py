@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from geogrpo.perception.adapters import import_optional, require_local_dir
 from geogrpo.perception.tinygeo import load_model_files, save_model
+from geogrpo.utils.video import to_uint8
 
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -124,8 +125,7 @@ class HPSv3Scorer:
     def score(self, frames: Tensor, prompts: list[str] | None = None) -> Tensor:
         from PIL import Image
 
-        pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        images = [Image.fromarray(p) for p in pixels]
+        images = [Image.fromarray(p) for p in to_uint8(frames)]
         with torch.no_grad():
             logits = self.model.reward(prompts=prompts or [""] * len(images), image_paths=images)
         return torch.sigmoid(torch.as_tensor(logits)[:, 0].float().cpu() / self.scale)
