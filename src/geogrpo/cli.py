@@ -71,10 +71,8 @@ def _run_toy(args: argparse.Namespace) -> int:
 
 
 def _world_render(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
     from geogrpo.camera.io import Trajectory, save_trajectory
-    from geogrpo.utils.io import atomic_path, atomic_write_text
+    from geogrpo.utils.io import atomic_save_safetensors, atomic_write_text
     from geogrpo.utils.video import write_video
     from geogrpo.world.paths import make_path
     from geogrpo.world.render import render
@@ -94,19 +92,18 @@ def _world_render(args: argparse.Namespace) -> int:
     write_video(out, clip.rgb)
     depth_vis = (clip.depth / clip.depth.max().clamp_min(1e-6))[..., None].expand(-1, -1, -1, 3)
     write_video(f"{stem}.depth.mp4", depth_vis)
-    with atomic_path(f"{stem}.safetensors") as tmp:
-        save_file(
-            {
-                "rgb": clip.rgb,
-                "depth": clip.depth,
-                "object_id": clip.object_id,
-                "dynamic": clip.dynamic,
-                "w2c": clip.w2c,
-                "intrinsics": clip.intrinsics,
-                "times": clip.times,
-            },
-            str(tmp),
-        )
+    atomic_save_safetensors(
+        f"{stem}.safetensors",
+        {
+            "rgb": clip.rgb,
+            "depth": clip.depth,
+            "object_id": clip.object_id,
+            "dynamic": clip.dynamic,
+            "w2c": clip.w2c,
+            "intrinsics": clip.intrinsics,
+            "times": clip.times,
+        },
+    )
     save_trajectory(
         Trajectory(clip.w2c, clip.intrinsics, image_size=(args.size, args.size), unit="m"),
         f"{stem}.cameras.json",
