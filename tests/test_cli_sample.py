@@ -26,6 +26,13 @@ def test_t2v_sample_writes_video_and_the_cameras_the_prompt_asks_for(policies, t
     assert read_video(out).shape == (5, 32, 32, 3)
     cams = load_trajectory(tmp_path / "t2v.cameras.json")
     assert cams.w2c.shape == (5, 4, 4) and cams.image_size == (32, 32)
+    plain = read_video(out)
+    guided = tmp_path / "guided.mp4"
+    cfg = ["--guidance-scale", "4", "--out", str(guided)]
+    assert main([*args, "--prompt", prompt, "--steps", "2", *cfg]) == 0
+    assert read_video(guided).shape == plain.shape and (read_video(guided) != plain).any()
+    assert main([*args, "--prompt", prompt, "--guidance-scale", "-1"]) == 2
+    assert "guidance_scale" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["camera_v2v", "reproj_v2v"])

@@ -18,7 +18,15 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         default = f.default
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=help_text,
+            )
+        elif isinstance(default, tuple):
             kind = type(default[0]) if default else str
             parser.add_argument(
                 flag, dest=f.name, type=kind, nargs="+", default=default, help=help_text
@@ -240,6 +248,7 @@ def _sample(args: argparse.Namespace) -> int:
             shift=args.shift,
             seed=args.seed,
             progress=True,
+            guidance_scale=args.guidance_scale,
             **inputs,
         )
     frames_01 = (video[0].permute(1, 2, 3, 0) + 1) / 2  # [F, H, W, 3]
@@ -413,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=20, help="ODE steps (default: 20)")
     s.add_argument("--shift", type=float, default=3.0, help="time shift (default: 3.0)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    s.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance against the empty prompt; 1 = off (default: 1.0)",
+    )
     s.add_argument("--out", default="sample.mp4", help="output video (default: sample.mp4)")
     s.set_defaults(func=_sample)
     return parser

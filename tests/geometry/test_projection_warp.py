@@ -5,9 +5,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geogrpo.camera.se3 import axis_rotation, make_intrinsics, make_pose
+from geogrpo.camera.se3 import axis_rotation, invert_pose, make_intrinsics, make_pose
 from geogrpo.geometry.homography import fronto_parallel_homography
-from geogrpo.geometry.projection import pixel_centers, project_points, unproject_depth
+from geogrpo.geometry.projection import (
+    pixel_centers,
+    plucker_rays,
+    project_points,
+    unproject_depth,
+)
 from geogrpo.geometry.warp import forward_warp, render_point_cloud, splat_points
 from tests.camera.strategies import poses
 
@@ -23,6 +28,36 @@ def test_projection_of_unprojection_is_the_pixel(w2c, z):
     pix, zz = project_points(pts.reshape(-1, 3), K, w2c)
     torch.testing.assert_close(pix, pixel_centers(6, 8, torch.float64).reshape(-1, 2))
     torch.testing.assert_close(zz, depth.reshape(-1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(poses(), st.floats(0.5, 20.0))
+def test_plucker_rays_pass_through_their_cell_centres(w2c, s):
+    rays = plucker_rays(invert_pose(w2c), K, (24, 32), (3, 4))  # cells of 8 x 8 pixels
+    d, m = rays[..., :3], rays[..., 3:]
+    torch.testing.assert_close(d.norm(dim=-1), torch.ones(3, 4, dtype=torch.float64))
+    origin = invert_pose(w2c)[:3, 3]
+    pix, z = project_points((origin + s * d).reshape(-1, 3), K, w2c)
+    centres = pixel_centers(3, 4, torch.float64) * 8
+    torch.testing.assert_close(pix, centres.reshape(-1, 2))
+    assert bool((z > 0).all())
+    torch.testing.assert_close(m, torch.linalg.cross(origin.expand_as(d), d, dim=-1))
+    torch.testing.assert_close((m * d).sum(-1), torch.zeros(3, 4, dtype=torch.float64))
+
+
+def test_plucker_rays_of_the_identity_camera():
+    rays = plucker_rays(EYE, K, (24, 32), (1, 1))[0, 0]
+    torch.testing.assert_close(rays, torch.tensor([0, 0, 1, 0, 0, 0], dtype=torch.float64))
+    moved = plucker_rays(
+        make_pose(
+            torch.eye(3, dtype=torch.float64), torch.tensor([1.0, 0, 0], dtype=torch.float64)
+        ),
+        K,
+        (24, 32),
+        (1, 1),
+    )[0, 0]
+    # the camera centre at x = 1 looking along z: moment o x d = (1, 0, 0) x (0, 0, 1)
+    torch.testing.assert_close(moved, torch.tensor([0, 0, 1, 0, -1, 0], dtype=torch.float64))
 
 
 def test_unproject_closed_form():

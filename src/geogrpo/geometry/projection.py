@@ -65,3 +65,27 @@ def project_points(
     safe_z = torch.where(z.abs() < eps, torch.full_like(z, eps), z)
     pix = (points @ intrinsics.transpose(-1, -2))[..., :2]
     return pix / safe_z[..., None], z
+
+
+def plucker_rays(
+    c2w: Tensor, intrinsics: Tensor, image_size: tuple[int, int], grid: tuple[int, int]
+) -> Tensor:
+    """Plücker coordinates ``[..., gh, gw, 6]`` (unit direction ``d``, moment ``o x d``) of the
+    rays through the centres of a ``gh x gw`` grid of cells over an ``H x W`` image.
+
+    ``c2w`` ``[..., 4, 4]`` places the camera in the frame the rays are expressed in (``o`` is its
+    centre); ``intrinsics`` ``[..., 3, 3]`` are in pixels of the ``H x W`` image. The cell grid
+    is the DiT's token grid, so each token gets the ray it sees (CameraCtrl-style conditioning).
+    """
+    check_pose("c2w", c2w)
+    check_intrinsics("intrinsics", intrinsics)
+    (height, width), (gh, gw) = image_size, grid
+    dtype = c2w.dtype
+    uv = pixel_centers(gh, gw, dtype) * torch.tensor([width / gw, height / gh], dtype=dtype)
+    uv1 = torch.cat([uv, torch.ones(gh, gw, 1, dtype=dtype)], dim=-1)  # [gh, gw, 3]
+    k_inv = torch.linalg.inv(intrinsics.to(dtype))
+    d_cam = uv1 @ k_inv.transpose(-1, -2)[..., None, :, :]  # [..., gh, gw, 3]
+    d = d_cam @ c2w[..., None, :3, :3].transpose(-1, -2)
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = c2w[..., None, None, :3, 3].expand_as(d)
+    return torch.cat([d, torch.linalg.cross(o, d, dim=-1)], dim=-1)

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geogrpo.camera.keywords import camera_keywords_to_trajectory, camera_text_from_prompt
-from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov
+from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov, invert_pose
+from geogrpo.geometry.projection import plucker_rays
 from geogrpo.geometry.warp import forward_warp
 from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, fold_frames
 from geogrpo.models.camera import add_camera_conditioning, camera_inputs
@@ -49,6 +50,9 @@ class Condition:
     source_latents: Tensor | None = None  # [B, C, F_lat, h, w] camera_v2v
     reproj_latents: Tensor | None = None  # [B, C, F_lat, h, w] reproj_v2v
     reproj_mask: Tensor | None = None  # [B, 4, F_lat, h, w] reproj_v2v, 1 = hole
+    # classifier-free guidance: v = v(uncond) + scale * (v(text) - v(uncond)); 1 = off
+    uncond_text: Tensor | None = None  # [B, L, D] states of the negative prompt
+    guidance_scale: float = 1.0
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -68,6 +72,7 @@ class Condition:
 
 _TENSOR_FIELDS = (
     "text",
+    "uncond_text",
     "cameras",
     "intrinsics",
     "source_latents",
@@ -80,6 +85,10 @@ class Conditioning:
     """Base: text-to-video. Subclasses override only what they change."""
 
     name = "t2v"
+
+    def options(self) -> dict[str, object]:
+        """Constructor arguments that change the model; saved in ``policy.json``."""
+        return {}
 
     def extra_channels(self, latent_channels: int) -> int:
         """Input channels beyond the noisy latents."""
@@ -148,12 +157,24 @@ class WarpedNoiseT2V(Conditioning):
 
 
 class CameraV2V(Conditioning):
-    """ReCamMaster: frame-concatenated source latents + per-block camera modules."""
+    """ReCamMaster: frame-concatenated source latents + per-block camera modules.
+
+    ``rays=True`` adds a Plücker ray per token (``models.camera``), expressed in the source
+    camera of the same frame: the target half gets the target camera's rays, the source half its
+    own (the identity camera's). Without ``intrinsics`` in the condition they are the procedural
+    world's (``DEFAULT_FOV_DEG``), as for warped noise.
+    """
 
     name = "camera_v2v"
 
+    def __init__(self, rays: bool = False) -> None:
+        self.rays = bool(rays)
+
+    def options(self) -> dict[str, object]:
+        return {"rays": self.rays} if self.rays else {}
+
     def attach(self, transformer: nn.Module) -> None:
-        add_camera_conditioning(transformer)
+        add_camera_conditioning(transformer, rays=self.rays)
 
     def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
         if condition.source_latents is None:
@@ -179,10 +200,23 @@ class CameraV2V(Conditioning):
         return torch.cat([src.to(latents), latents], dim=2)
 
     def context(self, transformer: nn.Module, condition: Condition, latents: Tensor):
-        cams = _latent_frame_cameras(condition.cameras, latents.shape[2])
+        cams = _latent_frame_cameras(condition.cameras, latents.shape[2])  # [B, F_lat, 4, 4]
         patch = transformer.config.patch_size
-        tokens = (latents.shape[3] // patch[1]) * (latents.shape[4] // patch[2])
-        return camera_inputs(transformer, cams, tokens, clips=2)
+        grid = (latents.shape[3] // patch[1], latents.shape[4] // patch[2])
+        rays = self._token_rays(cams, condition.intrinsics, latents, grid) if self.rays else None
+        return camera_inputs(transformer, cams, grid[0] * grid[1], clips=2, rays=rays)
+
+    @staticmethod
+    def _token_rays(
+        cams: Tensor, intrinsics: Tensor | None, latents: Tensor, grid: tuple[int, int]
+    ) -> Tensor:
+        """``[B, 2 * F_lat * gh * gw, 6]`` in token order (source half, then target half)."""
+        size = (latents.shape[3] * SPATIAL_STRIDE, latents.shape[4] * SPATIAL_STRIDE)
+        k = intrinsics if intrinsics is not None else intrinsics_from_fov(DEFAULT_FOV_DEG, *size)
+        k = k.to(cams).expand(cams.shape[0], 3, 3)[:, None]  # [B, 1, 3, 3]
+        target = plucker_rays(invert_pose(cams), k, size, grid)  # [B, F_lat, gh, gw, 6]
+        source = plucker_rays(torch.eye(4).to(cams).expand_as(cams), k, size, grid)
+        return torch.cat([source.flatten(1, 3), target.flatten(1, 3)], dim=1)
 
     def output(self, prediction: Tensor, latents: Tensor) -> Tensor:
         return prediction[:, :, latents.shape[2] :]
@@ -284,6 +318,11 @@ CONDITIONINGS: dict[str, type[Conditioning]] = {
 }
 
 
-def make_conditioning(name: str) -> Conditioning:
+def make_conditioning(name: str, **options: object) -> Conditioning:
+    """The conditioning ``name``; ``options`` are its constructor arguments (``rays`` for
+    camera_v2v), as ``Conditioning.options()`` returns them."""
     check_choice("conditioning", name, tuple(CONDITIONINGS))
-    return CONDITIONINGS[name]()
+    cls = CONDITIONINGS[name]
+    if options and cls.options is Conditioning.options:
+        raise ValueError(f"options: {name} takes none, got {sorted(options)}")
+    return cls(**options)

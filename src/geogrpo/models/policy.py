@@ -158,14 +158,31 @@ class VideoPolicy(nn.Module):
             width // SPATIAL_STRIDE,
         )
 
-    def prepare(self, prompts: list[str], **inputs: Tensor) -> Condition:
-        """Encode text and everything the conditioning needs, once per batch."""
+    def prepare(
+        self,
+        prompts: list[str],
+        guidance_scale: float = 1.0,
+        negative_prompt: str = "",
+        **inputs: Tensor,
+    ) -> Condition:
+        """Encode text and everything the conditioning needs, once per batch.
+
+        ``guidance_scale`` != 1 turns on classifier-free guidance against ``negative_prompt``
+        (Wan samples at 5 with a negative prompt; the embedded policies learn the empty prompt
+        with ``geogrpo pretrain policy --prompt-dropout``). Only the text is guided: the source
+        video and cameras of a v2v condition stay in both passes.
+        """
+        if not guidance_scale >= 0:
+            raise ValueError(f"guidance_scale: {guidance_scale} must be >= 0 (1 = no guidance)")
         condition = Condition(
             prompts=list(prompts),
             text=self.encode_text(prompts),
             cameras=inputs.pop("cameras", None),
             intrinsics=inputs.pop("intrinsics", None),
+            guidance_scale=float(guidance_scale),
         )
+        if guidance_scale != 1.0:
+            condition.uncond_text = self.encode_text([negative_prompt] * len(prompts))
         return self.conditioning.prepare(self, condition, **inputs)
 
     def initial_noise(
@@ -182,7 +199,8 @@ class VideoPolicy(nn.Module):
     # -- the denoiser -------------------------------------------------------------------------
 
     def velocity(self, latents: Tensor, t: Tensor | float, condition: Condition) -> Tensor:
-        """Flow-matching velocity ``[B, C, F, h, w]`` (float32) at times ``t`` in ``[0, 1]``."""
+        """Flow-matching velocity ``[B, C, F, h, w]`` (float32) at times ``t`` in ``[0, 1]``,
+        classifier-free guided when the condition asks for it (two passes)."""
         if condition.text is None:
             raise ValueError("condition: no text states; build conditions with policy.prepare")
         if len(condition) != latents.shape[0]:
@@ -190,6 +208,18 @@ class VideoPolicy(nn.Module):
                 f"condition: {len(condition)} conditions for a batch of {latents.shape[0]} latents"
             )
         t = torch.as_tensor(t, dtype=torch.float32, device=latents.device).expand(latents.shape[0])
+        v = self._velocity(latents, t, condition.text, condition)
+        if condition.guidance_scale == 1.0:
+            return v
+        if condition.uncond_text is None:
+            raise ValueError(
+                "condition: guidance_scale != 1 needs uncond_text; build it with "
+                "policy.prepare(..., guidance_scale=...)"
+            )
+        v_uncond = self._velocity(latents, t, condition.uncond_text, condition)
+        return v_uncond + condition.guidance_scale * (v - v_uncond)
+
+    def _velocity(self, latents: Tensor, t: Tensor, text: Tensor, condition: Condition) -> Tensor:
         x = self.conditioning.model_input(latents, condition)
         autocast = (
             torch.autocast(latents.device.type, dtype=self.autocast_dtype)
@@ -200,7 +230,7 @@ class VideoPolicy(nn.Module):
             out = self.transformer(
                 hidden_states=x,
                 timestep=t * 1000.0,  # Wan's timestep embedding expects [0, 1000]
-                encoder_hidden_states=condition.text.to(latents.device),
+                encoder_hidden_states=text.to(latents.device),
                 return_dict=False,
             )[0]
         out = self.conditioning.output(out, latents).float()
@@ -239,7 +269,11 @@ class VideoPolicy(nn.Module):
         self.text_encoder.save_pretrained(out / "text_encoder")
         atomic_write_json(
             out / "policy.json",
-            {"conditioning": self.conditioning.name, "prediction": self.prediction},
+            {
+                "conditioning": self.conditioning.name,
+                "conditioning_options": self.conditioning.options(),
+                "prediction": self.prediction,
+            },
         )
         return out
 
@@ -261,7 +295,9 @@ class VideoPolicy(nn.Module):
                 "Wan2.1 checkpoint (model_index.json)"
             )
         saved = json.loads((root / "policy.json").read_text(encoding="utf-8"))
-        cond = make_conditioning(conditioning or saved["conditioning"])
+        name = conditioning or saved["conditioning"]
+        options = saved.get("conditioning_options", {}) if name == saved["conditioning"] else {}
+        cond = make_conditioning(name, **options)
         if cond.name != saved["conditioning"] and {cond.name, saved["conditioning"]} != _T2V_FAMILY:
             raise ValueError(
                 f"conditioning: {cond.name!r} does not fit weights trained for "

@@ -247,6 +247,12 @@ class PolicyPretrainConfig:
     # little on high noise, where layout, camera motion and copying from the source are learned.
     loss: str = "velocity"
     time_shift: float = 3.0  # t = s u / (1 + (s - 1) u), u logit-normal; s > 1 favours noise
+    # camera_v2v: a Plücker ray per token (models.camera). Continuing a rayless policy with
+    # --init-from adds the (zero-initialised) ray encoders and starts from its exact function.
+    camera_rays: bool = False
+    # share of training prompts replaced by the empty prompt, so that classifier-free guidance
+    # (generate(..., guidance_scale=s)) has an unconditional model to push away from
+    prompt_dropout: float = 0.0
     init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
     eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
@@ -258,6 +264,12 @@ class PolicyPretrainConfig:
         check_positive("lr", self.lr)
         check_positive("time_shift", self.time_shift)
         check_choice("loss", self.loss, LOSSES)
+        if not 0.0 <= self.prompt_dropout < 1.0:
+            raise ValueError(f"prompt_dropout: {self.prompt_dropout} must be in [0, 1)")
+        if self.camera_rays and self.conditioning != "camera_v2v":
+            raise ValueError(
+                f"camera_rays: only camera_v2v takes per-token rays, not {self.conditioning}"
+            )
 
 
 LOSSES = ("velocity", "sample")
@@ -358,6 +370,15 @@ def encode_items(
     )
 
 
+def drop_prompts(prompts: list[str], share: float, gen: torch.Generator) -> list[str]:
+    """Each prompt replaced by ``""`` with probability ``share`` (no draw when ``share`` is 0,
+    so runs without dropout keep their random stream)."""
+    if share == 0.0:
+        return prompts
+    keep = torch.rand(len(prompts), generator=gen) >= share
+    return [p if k else "" for p, k in zip(prompts, keep.tolist(), strict=True)]
+
+
 def training_times(n: int, shift: float, gen: torch.Generator) -> Tensor:
     """``n`` times ``s u / (1 + (s - 1) u)`` of logit-normal ``u`` (median ``s / (1 + s)``): the
     timestep shift of SD3/Wan applied to SD3's training distribution."""
@@ -386,12 +407,31 @@ def flow_matching_loss(
     return err.mean()
 
 
+def load_initial_weights(transformer: torch.nn.Module, state: dict[str, Tensor]) -> None:
+    """Load ``state`` into ``transformer``; only modules it adds on top (zero-initialised ray
+    encoders) may be missing from ``state``, so the start is the saved model's exact function."""
+    try:
+        missing, unexpected = transformer.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches are raised even when not strict
+        raise ValueError(
+            f"init_from: weights do not fit this model; sizes and conditioning must match the "
+            f"saved policy's ({str(err).splitlines()[-1].strip()})"
+        ) from err
+    extra = [k for k in missing if "camera_ray_encoder" not in k]
+    if extra or unexpected:
+        raise ValueError(
+            f"init_from: weights do not fit this model (missing {extra[:3]}, unexpected "
+            f"{unexpected[:3]}); sizes and conditioning must match the saved policy's"
+        )
+
+
 def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     check_training_split("train")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = Path(cfg.out)
-    conditioning = make_conditioning(cfg.conditioning)
+    options = {"rays": True} if cfg.camera_rays else {}
+    conditioning = make_conditioning(cfg.conditioning, **options)
     ae_dir = PRETRAINED_DIR / cfg.autoencoder
     autoencoder = load_autoencoder(ae_dir if ae_dir.is_dir() else cfg.autoencoder)
     kind, folder = ("t2v", "t2v") if "t2v" in cfg.conditioning else ("pairs", "pairs")
@@ -441,7 +481,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 f"init_from: {cfg.init_from} is a {initial.conditioning.name} policy, "
                 f"not {conditioning.name}"
             )
-        transformer.load_state_dict(initial.transformer.state_dict())
+        load_initial_weights(transformer, initial.transformer.state_dict())
         text_encoder.load_state_dict(initial.text_encoder.state_dict())
         # read it now: ``out`` may be the folder it lives in
         init_manifest_path = policy_dir(cfg.init_from) / "manifest.json"
@@ -481,7 +521,9 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         bar = tqdm(range(1, cfg.steps + 1), desc=f"pretrain {cfg.conditioning}")
         for step in bar:
             idx = torch.randint(len(train.prompts), (cfg.batch,), generator=gen)
-            prompts = [train.prompts[i] for i in idx.tolist()]
+            prompts = drop_prompts(
+                [train.prompts[i] for i in idx.tolist()], cfg.prompt_dropout, gen
+            )
             cond = train.condition(idx, text_encoder(prompts))
             loss = flow_matching_loss(
                 policy, train.target[idx], cond, gen, cfg.loss, cfg.time_shift

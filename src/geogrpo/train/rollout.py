@@ -68,16 +68,18 @@ def generate(
     shift: float = 3.0,
     seed: int = 0,
     progress: bool = False,
+    guidance_scale: float = 1.0,
     **inputs: Tensor,
 ) -> Tensor:
     """Sample videos ``[B, 3, F, H, W]`` in ``[-1, 1]`` with the deterministic ODE sampler.
 
     ``inputs`` are what the conditioning needs (``source_video``, ``cameras``, ...; see
-    :meth:`VideoPolicy.prepare`); the seed fixes the initial noise.
+    :meth:`VideoPolicy.prepare`); the seed fixes the initial noise. ``guidance_scale`` != 1
+    samples with classifier-free guidance against the empty prompt.
     """
     inputs.setdefault("num_frames", num_frames)
     inputs.setdefault("image_size", (height, width))
-    condition = policy.prepare(prompts, **inputs)
+    condition = policy.prepare(prompts, guidance_scale=guidance_scale, **inputs)
     gen = torch.Generator().manual_seed(seed)
     noise = policy.initial_noise(condition, num_frames, height, width, gen)
     plan = ode_plan(flow_matching_timesteps(steps, shift))
