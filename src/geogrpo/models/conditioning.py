@@ -29,7 +29,7 @@ from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov
 from geogrpo.geometry.projection import plucker_rays
 from geogrpo.geometry.warp import forward_warp
 from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, fold_frames
-from geogrpo.models.camera import add_camera_conditioning, camera_inputs
+from geogrpo.models.camera import add_camera_conditioning, camera_inputs, normalized_projection
 from geogrpo.models.noise import warped_initial_noise
 from geogrpo.utils.checks import check_choice
 from geogrpo.world.render import DEFAULT_FOV_DEG
@@ -162,19 +162,21 @@ class CameraV2V(Conditioning):
     ``rays=True`` adds a Plücker ray per token (``models.camera``), expressed in the source
     camera of the same frame: the target half gets the target camera's rays, the source half its
     own (the identity camera's). Without ``intrinsics`` in the condition they are the procedural
-    world's (``DEFAULT_FOV_DEG``), as for warped noise.
+    world's (``DEFAULT_FOV_DEG``), as for warped noise. ``attention=True`` adds the PRoPE branch
+    (``models.camera``) with cameras in the same frame: the source half's is the identity.
     """
 
     name = "camera_v2v"
 
-    def __init__(self, rays: bool = False) -> None:
+    def __init__(self, rays: bool = False, attention: bool = False) -> None:
         self.rays = bool(rays)
+        self.attention = bool(attention)
 
     def options(self) -> dict[str, object]:
-        return {"rays": self.rays} if self.rays else {}
+        return {k: True for k, on in (("rays", self.rays), ("attention", self.attention)) if on}
 
     def attach(self, transformer: nn.Module) -> None:
-        add_camera_conditioning(transformer, rays=self.rays)
+        add_camera_conditioning(transformer, rays=self.rays, attention=self.attention)
 
     def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
         if condition.source_latents is None:
@@ -203,8 +205,35 @@ class CameraV2V(Conditioning):
         cams = _latent_frame_cameras(condition.cameras, latents.shape[2])  # [B, F_lat, 4, 4]
         patch = transformer.config.patch_size
         grid = (latents.shape[3] // patch[1], latents.shape[4] // patch[2])
-        rays = self._token_rays(cams, condition.intrinsics, latents, grid) if self.rays else None
-        return camera_inputs(transformer, cams, grid[0] * grid[1], clips=2, rays=rays)
+        k = self._intrinsics(condition.intrinsics, latents, cams)
+        rays = self._token_rays(cams, k, latents, grid) if self.rays else None
+        prope = self._token_projections(cams, k, latents, grid) if self.attention else None
+        return camera_inputs(transformer, cams, grid[0] * grid[1], clips=2, rays=rays, prope=prope)
+
+    @staticmethod
+    def _intrinsics(intrinsics: Tensor | None, latents: Tensor, cams: Tensor) -> Tensor:
+        """``[B, 3, 3]`` pixels of the decoded video; the world's default when not given."""
+        size = (latents.shape[3] * SPATIAL_STRIDE, latents.shape[4] * SPATIAL_STRIDE)
+        k = intrinsics if intrinsics is not None else intrinsics_from_fov(DEFAULT_FOV_DEG, *size)
+        return k.to(cams).expand(cams.shape[0], 3, 3)
+
+    @staticmethod
+    def _token_projections(
+        cams: Tensor, intrinsics: Tensor, latents: Tensor, grid: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
+        """PRoPE inputs in token order (source half, then target half): projection
+        ``[B, 2 * F_lat * gh * gw, 4, 4]``, (column, row) position ``[2 * F_lat * gh * gw, 2]``."""
+        size = (latents.shape[3] * SPATIAL_STRIDE, latents.shape[4] * SPATIAL_STRIDE)
+        target = normalized_projection(cams, intrinsics[:, None], size)  # [B, F_lat, 4, 4]
+        source = normalized_projection(
+            torch.eye(4).to(cams).expand_as(cams), intrinsics[:, None], size
+        )
+        per_frame = torch.cat([source, target], dim=1)  # [B, 2 * F_lat, 4, 4]
+        tokens = grid[0] * grid[1]
+        projection = per_frame.repeat_interleave(tokens, dim=1)
+        rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
+        position = torch.stack([cols, rows], dim=-1).flatten(0, 1).to(cams)  # [gh * gw, 2]
+        return projection, position.repeat(per_frame.shape[1], 1)
 
     @staticmethod
     def _token_rays(
@@ -212,8 +241,7 @@ class CameraV2V(Conditioning):
     ) -> Tensor:
         """``[B, 2 * F_lat * gh * gw, 6]`` in token order (source half, then target half)."""
         size = (latents.shape[3] * SPATIAL_STRIDE, latents.shape[4] * SPATIAL_STRIDE)
-        k = intrinsics if intrinsics is not None else intrinsics_from_fov(DEFAULT_FOV_DEG, *size)
-        k = k.to(cams).expand(cams.shape[0], 3, 3)[:, None]  # [B, 1, 3, 3]
+        k = CameraV2V._intrinsics(intrinsics, latents, cams)[:, None]  # [B, 1, 3, 3]
         target = plucker_rays(invert_pose(cams), k, size, grid)  # [B, F_lat, gh, gw, 6]
         source = plucker_rays(torch.eye(4).to(cams).expand_as(cams), k, size, grid)
         return torch.cat([source.flatten(1, 3), target.flatten(1, 3)], dim=1)

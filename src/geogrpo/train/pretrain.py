@@ -250,6 +250,8 @@ class PolicyPretrainConfig:
     # camera_v2v: a Plücker ray per token (models.camera). Continuing a rayless policy with
     # --init-from adds the (zero-initialised) ray encoders and starts from its exact function.
     camera_rays: bool = False
+    # camera_v2v: the PRoPE camera-attention branch (models.camera), zero-initialised like rays
+    camera_attention: bool = False
     # share of training prompts replaced by the empty prompt, so that classifier-free guidance
     # (generate(..., guidance_scale=s)) has an unconditional model to push away from
     prompt_dropout: float = 0.0
@@ -270,9 +272,15 @@ class PolicyPretrainConfig:
             raise ValueError(
                 f"camera_rays: only camera_v2v takes per-token rays, not {self.conditioning}"
             )
+        if self.camera_attention and self.conditioning != "camera_v2v":
+            raise ValueError(
+                f"camera_attention: only camera_v2v has camera attention, not {self.conditioning}"
+            )
 
 
 LOSSES = ("velocity", "sample")
+# modules --init-from may add to a saved policy: zero-initialised, so they start as a no-op
+ZERO_INITIALISED_ADDITIONS = ("camera_ray_encoder", "camera_attention_out")
 _LATENT_FIELDS = ("target", "source", "cameras", "reproj", "reproj_mask")
 
 
@@ -409,7 +417,8 @@ def flow_matching_loss(
 
 def load_initial_weights(transformer: torch.nn.Module, state: dict[str, Tensor]) -> None:
     """Load ``state`` into ``transformer``; only modules it adds on top (zero-initialised ray
-    encoders) may be missing from ``state``, so the start is the saved model's exact function."""
+    encoders and camera-attention outputs) may be missing from ``state``, so the start is the
+    saved model's exact function."""
     try:
         missing, unexpected = transformer.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches are raised even when not strict
@@ -417,7 +426,7 @@ def load_initial_weights(transformer: torch.nn.Module, state: dict[str, Tensor])
             f"init_from: weights do not fit this model; sizes and conditioning must match the "
             f"saved policy's ({str(err).splitlines()[-1].strip()})"
         ) from err
-    extra = [k for k in missing if "camera_ray_encoder" not in k]
+    extra = [k for k in missing if not any(m in k for m in ZERO_INITIALISED_ADDITIONS)]
     if extra or unexpected:
         raise ValueError(
             f"init_from: weights do not fit this model (missing {extra[:3]}, unexpected "
@@ -430,7 +439,9 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = Path(cfg.out)
-    options = {"rays": True} if cfg.camera_rays else {}
+    options = {
+        k: True for k, on in (("rays", cfg.camera_rays), ("attention", cfg.camera_attention)) if on
+    }
     conditioning = make_conditioning(cfg.conditioning, **options)
     ae_dir = PRETRAINED_DIR / cfg.autoencoder
     autoencoder = load_autoencoder(ae_dir if ae_dir.is_dir() else cfg.autoencoder)
