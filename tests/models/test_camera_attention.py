@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from diffusers import WanTransformer3DModel
 
 from geogrpo.camera.se3 import intrinsics_from_fov
+from geogrpo.cli import build_parser
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.camera import _camera_branch, normalized_projection, prope_attention
 from geogrpo.models.conditioning import make_conditioning
@@ -190,6 +191,8 @@ def test_camera_attention_survives_save_and_load(tmp_path):
 
 
 def test_camera_attention_options_are_checked():
+    args = build_parser().parse_args(["pretrain", "policy", "--camera-attention"])
+    assert args.camera_attention is True
     with pytest.raises(ValueError, match="camera_attention"):
         PolicyPretrainConfig(conditioning="t2v", camera_attention=True)
     with pytest.raises(ValueError, match="head_dim"):
