@@ -167,15 +167,33 @@ def test_camera_branch_mixes_only_tokens_of_the_same_frame_index():
     k = intrinsics_from_fov(60.0, H, W).float()
     proj = normalized_projection(random_w2c(n, 1), k, (H, W))[None]  # [1, n, 4, 4]
     pos = torch.randint(0, 2, (n, 2), generator=g).float()
-    out = _camera_branch(attn, x, proj, pos, (clips, frames, per_frame))
+
+    def branch(x, layout=(clips, frames, per_frame)):
+        qkv = attn.norm_q(attn.to_q(x)), attn.norm_k(attn.to_k(x)), attn.to_v(x)
+        return _camera_branch(attn, *qkv, proj, pos, layout)
+
+    out = branch(x)
     x2 = x.clone()
     x2[:, :per_frame] += 1.0  # clip 0 (source), frame 0
-    diff = (_camera_branch(attn, x2, proj, pos, (clips, frames, per_frame)) - out).abs()
-    diff = diff.amax(-1).view(clips, frames, per_frame)
+    diff = (branch(x2) - out).abs().amax(-1).view(clips, frames, per_frame)
     assert (diff[:, 0] > 1e-4).all()
     assert (diff[:, 1:] == 0).all()
     with pytest.raises(ValueError, match="do not cover"):
-        _camera_branch(attn, x, proj, pos, (clips, frames + 1, per_frame))
+        branch(x, (clips, frames + 1, per_frame))
+
+
+def test_camera_attention_reuses_the_processors_projections():
+    """The branch takes q, k, v from the Wan processor's own pass: one projection per forward."""
+    policy = with_attention(attention_policy(rays=True))
+    give_weight(policy, "camera_attention_out")
+    calls = []
+    for block in policy.transformer.blocks:
+        for proj in (block.attn1.to_q, block.attn1.to_k, block.attn1.to_v):
+            proj.register_forward_hook(lambda m, a, o: calls.append(m))
+    x = torch.randn(2, policy.latent_channels, 2, H // 8, W // 8)
+    policy.velocity(x, 0.5, prepared(policy))
+    assert len(calls) == 3 * len(policy.transformer.blocks)
+    assert all(not block._camera_qkv for block in policy.transformer.blocks)
 
 
 def test_camera_attention_survives_save_and_load(tmp_path):

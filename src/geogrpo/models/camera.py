@@ -66,6 +66,7 @@ def add_camera_conditioning(
             block.camera_attention_out = nn.Linear(dim, dim)
             nn.init.zeros_(block.camera_attention_out.weight)
             nn.init.zeros_(block.camera_attention_out.bias)
+            _keep_projections(block)
         block.attn1.register_forward_pre_hook(_make_pre_hook(block))
         block.attn1.register_forward_hook(_make_post_hook(block))
     model._camera_tokens = None
@@ -99,26 +100,56 @@ def _make_pre_hook(block: nn.Module):
     return hook
 
 
+def _keep_projections(block: nn.Module) -> None:
+    """Keep the self-attention's normalised q, k and its v as the Wan processor computes them, so
+    the camera branch reuses them instead of running the projections a second time."""
+    attn = block.attn1
+    block._camera_qkv = {}
+
+    def keep(name: str):
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            if getattr(block, "_camera_prope", None) is not None:
+                block._camera_qkv[name] = output
+
+        return hook
+
+    for name, module in (("q", attn.norm_q), ("k", attn.norm_k), ("v", attn.to_v)):
+        module.register_forward_hook(keep(name))
+
+
 def _make_post_hook(block: nn.Module):
     def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
         prope = getattr(block, "_camera_prope", None)
         if prope is not None:
             if not hasattr(block, "camera_attention_out"):
                 raise ValueError("camera attention: the model was built without attention=True")
-            output = output + block.camera_attention_out(_camera_branch(module, args[0], *prope))
+            qkv = block._camera_qkv
+            if qkv.keys() != {"q", "k", "v"}:
+                raise RuntimeError(
+                    "camera attention: the attention processor did not run attn1.norm_q, "
+                    "norm_k and to_v (fused projections are not supported)"
+                )
+            branch = _camera_branch(module, qkv.pop("q"), qkv.pop("k"), qkv.pop("v"), *prope)
+            output = output + block.camera_attention_out(branch)
         return block.camera_projector(output)
 
     return hook
 
 
 def _camera_branch(
-    attn: nn.Module, x: Tensor, projection: Tensor, position: Tensor, layout: tuple[int, int, int]
+    attn: nn.Module,
+    q: Tensor,  # [B, clips * F * T, D] normalised queries of the block's self-attention
+    k: Tensor,  # [B, clips * F * T, D] normalised keys
+    v: Tensor,  # [B, clips * F * T, D] values
+    projection: Tensor,
+    position: Tensor,
+    layout: tuple[int, int, int],
 ) -> Tensor:
-    """PRoPE among the tokens of each frame index of all clips: ``x [B, clips * F * T, D]``
-    (token order clip, frame, token), ``projection [B, clips * F * T, 4, 4]``, ``position
-    [clips * F * T, 2]``, ``layout = (clips, F, T)``. Returns ``[B, clips * F * T, D]``."""
+    """PRoPE among the tokens of each frame index of all clips (token order clip, frame, token),
+    ``projection [B, clips * F * T, 4, 4]``, ``position [clips * F * T, 2]``, ``layout = (clips,
+    F, T)``. Returns ``[B, clips * F * T, D]``."""
     clips, frames, per_frame = layout
-    b, n, dim = x.shape
+    b, n, dim = q.shape
     if n != clips * frames * per_frame:
         raise ValueError(
             f"camera attention: {clips} x {frames} frames x {per_frame} tokens do not cover the "
@@ -129,9 +160,7 @@ def _camera_branch(
         t = t.reshape(b, clips, frames, per_frame, *t.shape[2:]).transpose(1, 2)
         return t.reshape(b * frames, clips * per_frame, *t.shape[4:])
 
-    q = attn.norm_q(attn.to_q(x)).unflatten(2, (attn.heads, -1))
-    k = attn.norm_k(attn.to_k(x)).unflatten(2, (attn.heads, -1))
-    v = attn.to_v(x).unflatten(2, (attn.heads, -1))
+    q, k, v = (t.unflatten(2, (attn.heads, -1)) for t in (q, k, v))
     pos = by_frame(position.expand(b, *position.shape))
     out = prope_attention(by_frame(q), by_frame(k), by_frame(v), by_frame(projection), pos)
     out = out.reshape(b, frames, clips, per_frame, *out.shape[2:]).transpose(1, 2)
