@@ -3,7 +3,9 @@
 * autoencoder: reconstruction PSNR of val clips.
 * camera_v2v / reproj_v2v: PSNR / SSIM of the generated target video vs the true target video,
   next to the baselines "copy the source video" and "reprojected source with holes" and the
-  ceiling "autoencoder reconstruction of the true target"; RotErr / TransErr of each video's
+  ceiling "autoencoder reconstruction of the true target", and the model's one-step prediction
+  from pure noise (its posterior mean: what it knows, blurred where it is unsure; a diagnostic,
+  not a sample, so not what the floors are read on); RotErr / TransErr of each video's
   cameras measured by the world's ground-truth-anchored evaluator (flow + PnP against the true
   renders; ``geogrpo.world.evaluator``), medians over clips, unmatched frames excluded and
   counted.
@@ -116,7 +118,8 @@ def evaluate_v2v(
 ) -> tuple[list[dict], list]:
     policy = VideoPolicy.from_pretrained(name)
     ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
-    rows: dict[str, list] = {k: [] for k in ("generated", "copy source", "reprojected", "ae")}
+    keys = ("generated", "posterior mean (1 step)", "copy source", "reprojected", "ae")
+    rows: dict[str, list] = {k: [] for k in keys}
     sheet = []
     for i in range(n):
         it = ds[i]
@@ -129,10 +132,13 @@ def evaluate_v2v(
             "cameras": it["relative_w2c"][None].float(),
             "intrinsics": it["intrinsics"][None].float(),
         }
-        gen = to_frames(
-            generate(
-                policy, [it["caption"]], *src.shape[2:], steps=steps, shift=shift, seed=i, **inputs
-            )[0]
+        gen, mean = (
+            to_frames(
+                generate(
+                    policy, [it["caption"]], *src.shape[2:], steps=k, shift=shift, seed=i, **inputs
+                )[0]
+            )
+            for k in (steps, 1)
         )
         render, _ = reproject_source(
             src,
@@ -144,6 +150,7 @@ def evaluate_v2v(
         ae = to_frames(policy.decode(policy.encode(target.permute(3, 0, 1, 2)[None] * 2 - 1))[0])
         for key, video in (
             ("generated", gen),
+            ("posterior mean (1 step)", mean),
             ("copy source", it["source_video"].float()),
             ("reprojected", to_frames(render[0])),
             ("ae", ae),
