@@ -14,6 +14,7 @@ from geogrpo.train.pretrain import (
     LatentSet,
     PolicyExportConfig,
     PolicyPretrainConfig,
+    cached_latents,
     evaluate_autoencoder,
     export_policy,
     file_sha256,
@@ -193,3 +194,31 @@ def test_latent_cache_round_trips_and_refuses_another_key(tmp_path):
     assert torch.equal(loaded.target, latents.target) and torch.equal(loaded.source, latents.source)
     assert LatentSet.load(path, "camera_v2v/train/autoencoder-b") is None  # other autoencoder
     assert LatentSet.load(tmp_path / "missing.safetensors", "x") is None
+
+
+def test_latent_cache_grows_by_encoding_only_the_new_items(tmp_path):
+    encoded: list[int] = []
+
+    def encode(idx: list[int]) -> LatentSet:  # item i is a pure function of i, like the world's
+        encoded.extend(idx)
+        return LatentSet(
+            [f"item {i}" for i in idx],
+            torch.tensor(idx, dtype=torch.float32).view(-1, 1, 1, 1, 1).expand(-1, 2, 1, 2, 2),
+        )
+
+    def cached(n: int, digest: str = "ae-a") -> LatentSet:
+        return cached_latents(tmp_path, "pairs_train", "5x32", n, digest, encode)
+
+    cached(3)
+    assert encoded == [0, 1, 2]
+    encoded.clear()
+    got = cached(5)
+    assert got.prompts == [f"item {i}" for i in range(5)] and encoded == [3, 4]  # grown, not redone
+    want = encode(list(range(5)))
+    assert torch.equal(got.target, want.target)
+    encoded.clear()
+    got = cached(4)
+    assert encoded == [] and torch.equal(got.target, want.target[:4])  # the head of the 5-set
+    encoded.clear()
+    cached(2, "ae-b")
+    assert encoded == [0, 1]  # another autoencoder's latents are not reused

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -303,7 +304,18 @@ class LatentSet:
 
         return LatentSet(
             [p for s in sets for p in s.prompts],
-            *(cat(k) for k in ("target", "source", "cameras", "reproj", "reproj_mask")),
+            *(cat(k) for k in _LATENT_FIELDS),
+        )
+
+    def head(self, n: int) -> LatentSet:
+        """The first ``n`` items."""
+
+        def cut(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[:n]
+
+        return LatentSet(
+            self.prompts[:n],
+            *(cut(getattr(self, k)) for k in _LATENT_FIELDS),
         )
 
     def condition(self, idx: Tensor, text: Tensor | None) -> Condition:
@@ -335,6 +347,47 @@ class LatentSet:
             return None
         tensors = load_file(str(path))
         return LatentSet(json.loads(meta["prompts"]), **tensors)
+
+
+def cached_latents(
+    folder: Path,
+    prefix: str,
+    suffix: str,
+    n: int,
+    autoencoder_digest: str,
+    encode: Callable[[list[int]], LatentSet],
+) -> LatentSet:
+    """Items ``0..n-1`` encoded, cached in ``folder/{prefix}_{n}_{suffix}.safetensors``.
+
+    Dataset items are a pure function of their index and the autoencoder is frozen, so any
+    cached set of ``m`` items under the same autoencoder is the first ``m`` of ours: growing the
+    data set encodes only the new items. Encoding runs in chunks (raw items do not all fit).
+    """
+
+    def key(m: int) -> str:
+        return f"{prefix}_{m}_{suffix}/{autoencoder_digest}"
+
+    held: dict[int, Path] = {}
+    for path in folder.glob(f"{prefix}_*_{suffix}.safetensors"):
+        m = path.name[len(prefix) + 1 : -len(f"_{suffix}.safetensors")]
+        if m.isdigit():
+            held[int(m)] = path
+    for m in sorted(m for m in held if m >= n):
+        cached = LatentSet.load(held[m], key(m))
+        if cached is not None:
+            return cached.head(n)
+    chunks: list[LatentSet] = []
+    for m in sorted((m for m in held if m < n), reverse=True):
+        cached = LatentSet.load(held[m], key(m))
+        if cached is not None:
+            chunks.append(cached)
+            break
+    start = len(chunks[0].prompts) if chunks else 0
+    for chunk in tqdm(torch.arange(start, n).split(64), desc=f"encode {prefix}", leave=False):
+        chunks.append(encode(chunk.tolist()))
+    encoded = LatentSet.concat(chunks)
+    encoded.save(folder / f"{prefix}_{n}_{suffix}.safetensors", key(n))
+    return encoded
 
 
 def encode_items(
@@ -454,22 +507,15 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     family = "t2v" if kind == "t2v" else conditioning.name
 
     def latents(split: str, n: int) -> LatentSet:
-        """Encode in chunks (raw items do not all fit), cached per autoencoder and settings:
-        the autoencoder is frozen, so re-encoding on every run only costs time."""
-        name = f"{family}_{split}_{n}_{cfg.frames}x{cfg.size}"
-        key = f"{name}/{ae_digest.hexdigest()}"
-        path = Path(cfg.data_dir) / "latents" / f"{name}.safetensors"
-        cached = LatentSet.load(path, key)
-        if cached is not None:
-            return cached
         ds = cls(split, n, cfg.frames, cfg.size, cache_dir=Path(cfg.data_dir) / folder / split)
-        chunks = [
-            encode_items(conditioning, autoencoder, [ds[i] for i in chunk.tolist()])
-            for chunk in tqdm(torch.arange(n).split(64), desc=f"encode {split}", leave=False)
-        ]
-        encoded = LatentSet.concat(chunks)
-        encoded.save(path, key)
-        return encoded
+        return cached_latents(
+            Path(cfg.data_dir) / "latents",
+            f"{family}_{split}",
+            f"{cfg.frames}x{cfg.size}",
+            n,
+            ae_digest.hexdigest(),
+            lambda idx: encode_items(conditioning, autoencoder, [ds[i] for i in idx]),
+        )
 
     train, val = latents("train", cfg.n_train), latents("val", cfg.n_val)
     text_encoder = GrammarTextEncoder(dim=cfg.text_dim)
