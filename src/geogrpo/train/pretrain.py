@@ -372,17 +372,16 @@ def cached_latents(
         m = path.name[len(prefix) + 1 : -len(f"_{suffix}.safetensors")]
         if m.isdigit():
             held[int(m)] = path
-    for m in sorted(m for m in held if m >= n):
-        cached = LatentSet.load(held[m], key(m))
-        if cached is not None:
-            return cached.head(n)
-    chunks: list[LatentSet] = []
-    for m in sorted((m for m in held if m < n), reverse=True):
-        cached = LatentSet.load(held[m], key(m))
-        if cached is not None:
-            chunks.append(cached)
-            break
-    start = len(chunks[0].prompts) if chunks else 0
+
+    def first_loadable(sizes: list[int]) -> LatentSet | None:
+        return next((c for m in sizes if (c := LatentSet.load(held[m], key(m))) is not None), None)
+
+    larger = first_loadable(sorted(m for m in held if m >= n))
+    if larger is not None:
+        return larger.head(n)
+    prefix_set = first_loadable(sorted((m for m in held if m < n), reverse=True))
+    chunks = [] if prefix_set is None else [prefix_set]
+    start = 0 if prefix_set is None else len(prefix_set.prompts)
     for chunk in tqdm(torch.arange(start, n).split(64), desc=f"encode {prefix}", leave=False):
         chunks.append(encode(chunk.tolist()))
     encoded = LatentSet.concat(chunks)
