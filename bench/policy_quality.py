@@ -10,13 +10,14 @@
   renders; ``geogrpo.world.evaluator``), medians over clips, unmatched frames excluded and
   counted.
 * t2v: how often the dominant image motion of a generated clip (left / right / up / down /
-  expand / contract, from DIS optical flow between first and last frame) equals that of the true
-  render of the same caption, against the agreement expected by chance from the two class
+  expand / contract, from DIS optical flow summed over consecutive frames) equals that of the
+  true render of the same caption, against the agreement expected by chance from the two class
   frequencies.
 
 Also writes one contact sheet per policy to ``--sheets`` (default ``docs/images``).
 
     python bench/policy_quality.py --n 24    # about 10 min on 2 cores
+    python bench/policy_quality.py --policies tiny-camera-v2v --extra-samplers 8:8 8:3
 """
 
 from __future__ import annotations
@@ -113,12 +114,33 @@ def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
     }
 
 
+def sampler(text: str) -> tuple[int, float]:
+    """``STEPS:SHIFT`` -> ``(steps, shift)``."""
+    steps, sep, shift = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(steps), float(shift)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected STEPS:SHIFT such as 8:8, got {text!r}"
+        ) from None
+
+
 def evaluate_v2v(
-    name: str, n: int, data_dir: Path, steps: int, shift: float
+    name: str,
+    n: int,
+    data_dir: Path,
+    steps: int,
+    shift: float,
+    extra_samplers: tuple[tuple[int, float], ...] = (),
 ) -> tuple[list[dict], list]:
+    """Rows of the floor table; ``extra_samplers`` add one "generated" row per other sampler
+    (same weights, noise and pairs), so sampler settings are compared side by side."""
     policy = VideoPolicy.from_pretrained(name)
     ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
-    keys = ("generated", "posterior mean (1 step)", "copy source", "reprojected", "ae")
+    others = {f"generated, {k} steps shift {s:g}": (k, s) for k, s in extra_samplers}
+    keys = ("generated", *others, "posterior mean (1 step)", "copy source", "reprojected", "ae")
     rows: dict[str, list] = {k: [] for k in keys}
     sheet = []
     for i in range(n):
@@ -132,13 +154,13 @@ def evaluate_v2v(
             "cameras": it["relative_w2c"][None].float(),
             "intrinsics": it["intrinsics"][None].float(),
         }
-        gen, mean = (
+        gen, mean, *other = (
             to_frames(
                 generate(
-                    policy, [it["caption"]], *src.shape[2:], steps=k, shift=shift, seed=i, **inputs
+                    policy, [it["caption"]], *src.shape[2:], steps=k, shift=s, seed=i, **inputs
                 )[0]
             )
-            for k in (steps, 1)
+            for k, s in ((steps, shift), (1, shift), *others.values())
         )
         render, _ = reproject_source(
             src,
@@ -154,6 +176,7 @@ def evaluate_v2v(
             ("copy source", it["source_video"].float()),
             ("reprojected", to_frames(render[0])),
             ("ae", ae),
+            *zip(others, other, strict=True),
         ):
             rows[key].append((video, it))
         if i < 4:
@@ -285,6 +308,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="ODE sampling steps")
     parser.add_argument("--shift", type=float, default=3.0, help="sampling timestep shift")
     parser.add_argument(
+        "--extra-samplers",
+        type=sampler,
+        nargs="*",
+        default=[],
+        metavar="STEPS:SHIFT",
+        help="v2v: more samplers to measure on the same pairs and noise, one row each",
+    )
+    parser.add_argument(
         "--guidance-scale",
         type=float,
         nargs="+",
@@ -311,7 +342,9 @@ def main() -> None:
     print(f"autoencoder val PSNR (64 clips): {evaluate_autoencoder(ae, val):.2f} dB\n")
     for name in args.policies:
         if "v2v" in name:
-            table, sheet = evaluate_v2v(name, args.n, data_dir, args.steps, args.shift)
+            table, sheet = evaluate_v2v(
+                name, args.n, data_dir, args.steps, args.shift, tuple(args.extra_samplers)
+            )
             print(
                 f"| {name} ({args.n} val pairs) | PSNR dB | SSIM | SSIM f0 | SSIM f1-16 "
                 "| RotErr deg | TransErr "
