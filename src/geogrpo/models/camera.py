@@ -26,16 +26,19 @@ geometry a novel view is made from, instead of having to infer it from added fea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from geogrpo.camera.se3 import check_pose, relative_to_first, w2c_to_c2w
 
 # RoPE base of PRoPE's in-image position half; small because token grids are small (6 x 6 here)
 PROPE_ROPE_BASE = 100.0
+# What camera_inputs sets on each block for the hooks to read.
+_CAMERA_STATE = ("_camera_input", "_camera_rays", "_camera_prope")
 
 
 def add_camera_conditioning(
@@ -205,9 +208,34 @@ def camera_inputs(
         yield
     finally:
         for block in model.blocks:
-            block._camera_input = None
-            block._camera_rays = None
-            block._camera_prope = None
+            for name in _CAMERA_STATE:
+                setattr(block, name, None)
+
+
+def checkpoint_with_camera_inputs(block: nn.Module, *args: object) -> object:
+    """Gradient checkpointing of one block (diffusers' ``gradient_checkpointing_func``) that hands
+    the recomputation the camera inputs its forward saw: backward runs after
+    :func:`camera_inputs` has cleared them, and the default checkpoint would recompute the block
+    without cameras (torch then refuses, or the gradients are wrong)."""
+    state = {name: getattr(block, name, None) for name in _CAMERA_STATE}
+    return checkpoint(
+        block.__call__,
+        *args,
+        use_reentrant=False,
+        context_fn=lambda: (nullcontext(), _block_attributes(block, state)),
+    )
+
+
+@contextmanager
+def _block_attributes(block: nn.Module, values: dict[str, object]) -> Iterator[None]:
+    saved = {name: getattr(block, name, None) for name in values}
+    for name, value in values.items():
+        setattr(block, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(block, name, value)
 
 
 def normalized_projection(w2c: Tensor, intrinsics: Tensor, image_size: tuple[int, int]) -> Tensor:

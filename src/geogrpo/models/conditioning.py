@@ -29,7 +29,12 @@ from geogrpo.camera.se3 import check_intrinsics, check_pose, intrinsics_from_fov
 from geogrpo.geometry.projection import plucker_rays
 from geogrpo.geometry.warp import forward_warp
 from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, fold_frames
-from geogrpo.models.camera import add_camera_conditioning, camera_inputs, normalized_projection
+from geogrpo.models.camera import (
+    add_camera_conditioning,
+    camera_inputs,
+    checkpoint_with_camera_inputs,
+    normalized_projection,
+)
 from geogrpo.models.noise import warped_initial_noise
 from geogrpo.utils.checks import check_choice
 from geogrpo.world.render import DEFAULT_FOV_DEG
@@ -96,6 +101,9 @@ class Conditioning:
 
     def attach(self, transformer: nn.Module) -> None:
         """Add conditioning modules to a freshly built transformer."""
+
+    def enable_gradient_checkpointing(self, transformer: nn.Module) -> None:
+        transformer.enable_gradient_checkpointing()
 
     def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
         """Fill latent-space fields from raw inputs (see each subclass)."""
@@ -177,6 +185,9 @@ class CameraV2V(Conditioning):
 
     def attach(self, transformer: nn.Module) -> None:
         add_camera_conditioning(transformer, rays=self.rays, attention=self.attention)
+
+    def enable_gradient_checkpointing(self, transformer: nn.Module) -> None:
+        transformer.enable_gradient_checkpointing(checkpoint_with_camera_inputs)
 
     def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
         if condition.source_latents is None:

@@ -245,7 +245,7 @@ class VideoPolicy(nn.Module):
 
     def enable_gradient_checkpointing(self) -> None:
         base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
-        base.enable_gradient_checkpointing()
+        self.conditioning.enable_gradient_checkpointing(base)
 
     # -- persistence --------------------------------------------------------------------------
 
