@@ -226,7 +226,9 @@ class VideoPolicy(nn.Module):
             if self.autocast_dtype is not None
             else nullcontext()
         )
-        with autocast, self.conditioning.context(self.transformer, condition, latents):
+        # The conditioning's camera geometry (inverses, rays) is set up in float32, outside
+        # autocast; only the transformer, its camera modules included, runs in autocast_dtype.
+        with self.conditioning.context(self.transformer, condition, latents), autocast:
             out = self.transformer(
                 hidden_states=x,
                 timestep=t * 1000.0,  # Wan's timestep embedding expects [0, 1000]
