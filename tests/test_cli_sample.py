@@ -3,6 +3,7 @@
 import shutil
 
 import pytest
+import torch
 
 from geogrpo.camera.io import load_trajectory
 from geogrpo.cli import main
@@ -75,3 +76,11 @@ def test_bad_input_gives_clear_errors(policies, tmp_path, capsys):
         main([*base[:-4], "--trajectory", "spiral", "--policy", str(policies / "camera_v2v")]) == 2
     )
     assert "preset" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_sample_on_a_missing_cuda_device_is_a_clear_error(policies, tmp_path, capsys):
+    args = ["sample", "--policy", str(policies / "t2v"), "--prompt", "A room.", "--steps", "1"]
+    assert main([*args, "--device", "cuda", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()

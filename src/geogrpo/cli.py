@@ -222,7 +222,9 @@ def _sample(args: argparse.Namespace) -> int:
     from geogrpo.train.rollout import generate
     from geogrpo.utils.video import write_video
 
-    policy = VideoPolicy.from_pretrained(args.policy)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {args.device!r} asked for, but torch sees no CUDA device")
+    policy = VideoPolicy.from_pretrained(args.policy).to(args.device)
     name = policy.conditioning.name
     out = Path(args.out)
     inputs: dict[str, Any] = {}
@@ -251,7 +253,7 @@ def _sample(args: argparse.Namespace) -> int:
             guidance_scale=args.guidance_scale,
             **inputs,
         )
-    frames_01 = (video[0].permute(1, 2, 3, 0) + 1) / 2  # [F, H, W, 3]
+    frames_01 = (video[0].cpu().permute(1, 2, 3, 0) + 1) / 2  # [F, H, W, 3]
     write_video(out, frames_01)
     written = [str(out)]
     cameras = _sampled_cameras(policy, prompt, frames, inputs)
@@ -427,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="classifier-free guidance against the empty prompt; 1 = off (default: 1.0)",
+    )
+    s.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cuda or cuda:1 (default: cpu)"
     )
     s.add_argument("--out", default="sample.mp4", help="output video (default: sample.mp4)")
     s.set_defaults(func=_sample)

@@ -109,7 +109,7 @@ def homography_flow(H: Tensor, height: int, width: int) -> Tensor:
     check_int_range("height", height, 1)
     check_int_range("width", width, 1)
     dtype = H.dtype if H.is_floating_point() else torch.float32
-    p = pixel_centers(height, width, dtype).to(H.device)  # [h, w, 2]
+    p = pixel_centers(height, width, dtype, H.device)  # [h, w, 2]
     p_h = torch.cat([p, torch.ones_like(p[..., :1])], dim=-1)  # [h, w, 3]
     q = p_h @ H.to(dtype)[..., None, :, :].transpose(-1, -2)  # [..., h, w, 3]
     return q[..., :2] / q[..., 2:] - p

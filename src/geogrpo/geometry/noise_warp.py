@@ -134,7 +134,7 @@ def bilinear_warp_noise(noise: Tensor, flow: Tensor) -> Tensor:
     _check_noise("noise", noise)
     _check_flow("flow", flow, noise)
     h, w = noise.shape[-2:]
-    centres = pixel_centers(h, w, noise.dtype).to(noise.device)  # [H, W, 2]
+    centres = pixel_centers(h, w, noise.dtype, noise.device)  # [H, W, 2]
     src = centres - flow.to(noise.dtype)  # [H, W, 2] continuous pixels
     size = torch.tensor([w, h], dtype=noise.dtype, device=noise.device)
     grid = 2.0 * src / size - 1.0  # align_corners=False: pixel edges at -1 and +1

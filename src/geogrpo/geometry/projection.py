@@ -13,11 +13,16 @@ from geogrpo.camera.se3 import check_intrinsics, check_pose, invert_pose
 from geogrpo.utils.checks import check_finite
 
 
-def pixel_centers(height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
+def pixel_centers(
+    height: int,
+    width: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Continuous pixel-centre coordinates ``[H, W, 2]`` as ``(u + 0.5, v + 0.5)``."""
     v, u = torch.meshgrid(
-        torch.arange(height, dtype=dtype) + 0.5,
-        torch.arange(width, dtype=dtype) + 0.5,
+        torch.arange(height, dtype=dtype, device=device) + 0.5,
+        torch.arange(width, dtype=dtype, device=device) + 0.5,
         indexing="ij",
     )
     return torch.stack([u, v], dim=-1)
@@ -36,9 +41,8 @@ def unproject_depth(depth: Tensor, intrinsics: Tensor, w2c: Tensor | None = None
         raise ValueError("depth: must be positive everywhere (z-depth in front of the camera)")
     check_intrinsics("intrinsics", intrinsics)
     h, w = depth.shape[-2:]
-    uv1 = torch.cat(
-        [pixel_centers(h, w, depth.dtype), torch.ones(h, w, 1, dtype=depth.dtype)], dim=-1
-    )  # [H, W, 3]
+    ones = torch.ones(h, w, 1, dtype=depth.dtype, device=depth.device)
+    uv1 = torch.cat([pixel_centers(h, w, depth.dtype, depth.device), ones], dim=-1)  # [H, W, 3]
     rays = uv1 @ torch.linalg.inv(intrinsics).transpose(-1, -2)[..., None, :, :]  # [..., H, W, 3]
     points = rays * depth[..., None]
     if w2c is None:
@@ -80,9 +84,10 @@ def plucker_rays(
     check_pose("c2w", c2w)
     check_intrinsics("intrinsics", intrinsics)
     (height, width), (gh, gw) = image_size, grid
-    dtype = c2w.dtype
-    uv = pixel_centers(gh, gw, dtype) * torch.tensor([width / gw, height / gh], dtype=dtype)
-    uv1 = torch.cat([uv, torch.ones(gh, gw, 1, dtype=dtype)], dim=-1)  # [gh, gw, 3]
+    dtype, device = c2w.dtype, c2w.device
+    cell = torch.tensor([width / gw, height / gh], dtype=dtype, device=device)
+    uv = pixel_centers(gh, gw, dtype, device) * cell
+    uv1 = torch.cat([uv, torch.ones(gh, gw, 1, dtype=dtype, device=device)], dim=-1)  # [gh, gw, 3]
     k_inv = torch.linalg.inv(intrinsics.to(dtype))
     d_cam = uv1 @ k_inv.transpose(-1, -2)[..., None, :, :]  # [..., gh, gw, 3]
     d = d_cam @ c2w[..., None, :3, :3].transpose(-1, -2)

@@ -189,7 +189,7 @@ def _render_torch(
     # monomials of p, is one [P, 6] @ [6, N] matmul instead of six [P, N] elementwise ops.
     # Coordinates are taken about the image centre to keep the expansion's cancellation small.
     centre = means2d.new_tensor([width / 2, height / 2])
-    pix = pixel_centers(height, width, means2d.dtype).to(means2d.device).reshape(-1, 2) - centre
+    pix = pixel_centers(height, width, means2d.dtype, means2d.device).reshape(-1, 2) - centre
     mx, my = (means2d - centre).unbind(-1)  # [N]
     x, y = pix.unbind(-1)  # [P]
     monomials = torch.stack([x * x, x * y, y * y, x, y, torch.ones_like(x)], dim=-1)  # [P, 6]

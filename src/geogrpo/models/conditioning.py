@@ -157,7 +157,11 @@ class WarpedNoiseT2V(Conditioning):
         return torch.stack(
             [
                 warped_initial_noise(
-                    condition.cameras[i], condition.intrinsics[i], size, c, generator=generator
+                    condition.cameras[i].cpu(),
+                    condition.intrinsics[i].cpu(),
+                    size,
+                    c,
+                    generator=generator,
                 )
                 for i in range(b)
             ]
@@ -214,6 +218,7 @@ class CameraV2V(Conditioning):
 
     def context(self, transformer: nn.Module, condition: Condition, latents: Tensor):
         cams = _latent_frame_cameras(condition.cameras, latents.shape[2])  # [B, F_lat, 4, 4]
+        cams = cams.to(latents.device)
         patch = transformer.config.patch_size
         grid = (latents.shape[3] // patch[1], latents.shape[4] // patch[2])
         k = self._intrinsics(condition.intrinsics, latents, cams)

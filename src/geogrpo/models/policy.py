@@ -128,16 +128,21 @@ class VideoPolicy(nn.Module):
     def latent_channels(self) -> int:
         return self.autoencoder.latent_channels
 
+    @property
+    def device(self) -> torch.device:
+        """Where the transformer's weights are (move the whole policy with ``.to(device)``)."""
+        return next(self.transformer.parameters()).device
+
     # -- encoders -----------------------------------------------------------------------------
 
     @torch.no_grad()
     def encode(self, video: Tensor) -> Tensor:
         """``[B, 3, 4k + 1, H, W]`` in ``[-1, 1]`` -> latents ``[B, C, k + 1, H / 8, W / 8]``."""
         self.check_video(video)
-        return self.autoencoder.encode(video.float())
+        return self.autoencoder.encode(video.to(self.device, torch.float32))
 
     def decode(self, latents: Tensor, clamp: bool = True) -> Tensor:
-        return self.autoencoder.decode(latents.float(), clamp=clamp)
+        return self.autoencoder.decode(latents.to(self.device, torch.float32), clamp=clamp)
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
@@ -193,8 +198,10 @@ class VideoPolicy(nn.Module):
         width: int,
         generator: torch.Generator | None = None,
     ) -> Tensor:
+        """Drawn on the CPU with a CPU ``generator``, then moved to the policy's device: a seed
+        gives the same noise on every device."""
         shape = self.latent_shape(len(condition), num_frames, height, width)
-        return self.conditioning.initial_noise(shape, condition, generator)
+        return self.conditioning.initial_noise(shape, condition, generator).to(self.device)
 
     # -- the denoiser -------------------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""Policies on a CUDA device: the same seed gives the same video as on the CPU, and every
+conditioning trains under bf16 autocast with gradient checkpointing. Skipped without CUDA
+(``bench/RESULTS.md`` records where they ran)."""
+
+import pytest
+import torch
+
+from geogrpo.cli import main
+from geogrpo.models.policy import SHIPPED, VideoPolicy
+from geogrpo.train.rollout import generate
+from tests.models.test_policy import (
+    EVERY_CONDITIONING,
+    PROMPT,
+    H,
+    W,
+    policy_with_live_camera_modules,
+    prepared,
+    raw_inputs,
+)
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+@pytest.fixture
+def exact_float32():
+    """TF32 off, so CPU and GPU differ only by summation order."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_policy_samples_the_same_video_on_cpu_and_cuda(name, exact_float32):
+    """Inputs stay on the CPU (as a user loads them); noise is drawn on the CPU from the seed."""
+    inputs = raw_inputs(1)
+    del inputs["num_frames"], inputs["image_size"]
+    videos = []
+    for device in ("cpu", "cuda"):
+        policy = VideoPolicy.from_pretrained(name).to(device)
+        with torch.no_grad():
+            video = generate(policy, [PROMPT], 5, H, W, steps=4, seed=3, **inputs)
+        assert video.device.type == device
+        videos.append(video.cpu())
+    assert float(videos[0].std()) > 0.05
+    torch.testing.assert_close(videos[1], videos[0], atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize(("name", "options"), EVERY_CONDITIONING)
+def test_every_conditioning_trains_on_cuda_with_bf16_and_checkpointing(name, options):
+    grads = []
+    for checkpointing in (False, True):
+        policy = policy_with_live_camera_modules(name, options).to("cuda")
+        policy.autocast_dtype = torch.bfloat16
+        if checkpointing:
+            policy.enable_gradient_checkpointing()
+        policy.transformer.train()
+        cond = prepared(policy)
+        x = torch.randn(
+            2, policy.latent_channels, 2, H // 8, W // 8, generator=torch.Generator().manual_seed(0)
+        ).cuda()
+        policy.velocity(x, 0.5, cond).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in policy.transformer.parameters()]))
+    assert grads[0].is_cuda and float(grads[0].abs().max()) > 0
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-3)
+
+
+def test_cli_samples_on_cuda(tmp_path):
+    pytest.importorskip("av", reason="writing the mp4 needs PyAV")
+    from geogrpo.utils.video import read_video
+
+    out = tmp_path / "t2v.mp4"
+    args = ["sample", "--policy", "tiny-t2v", "--prompt", PROMPT, "--steps", "2"]
+    assert main([*args, "--device", "cuda", "--out", str(out)]) == 0
+    assert read_video(out).shape == (17, 96, 96, 3)
