@@ -8,7 +8,8 @@
   not a sample, so not what the floors are read on); RotErr / TransErr of each video's
   cameras measured by the world's ground-truth-anchored evaluator (flow + PnP against the true
   renders; ``geogrpo.world.evaluator``), medians over clips, unmatched frames excluded and
-  counted.
+  counted; "confirmed" is the mean share of the true view's trackable surface that the frames
+  confirm (the evaluator's inlier ratio).
 * t2v: how often the dominant image motion of a generated clip (left / right / up / down /
   expand / contract, from DIS optical flow summed over consecutive frames) equals that of the
   true render of the same caption, against the agreement expected by chance from the two class
@@ -89,7 +90,7 @@ MIN_MATCHED_SHARE = 0.5  # a clip's camera errors count only if most of its fram
 def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
     """Medians over clips with at least ``MIN_MATCHED_SHARE`` of their frames matched: clip
     sums over fewer frames are smaller, so a clip matched at frame 0 alone would score 0."""
-    rot, trans, unmatched, counted = [], [], 0, 0
+    rot, trans, ratios, unmatched, counted = [], [], [], 0, 0
     for frames, item in clips:
         ev = evaluate_cameras(
             frames,
@@ -99,6 +100,7 @@ def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
             item["target_w2c"],
         )
         s = ev.summary()
+        ratios.append(ev.inlier_ratio)
         unmatched += ev.num_unmatched
         frames_total = len(frames)
         if frames_total - ev.num_unmatched >= MIN_MATCHED_SHARE * frames_total:
@@ -111,6 +113,9 @@ def median_camera_errors(clips: list[tuple]) -> dict[str, float]:
         "trans_err": med(trans),
         "unmatched_frames": unmatched,
         "clips_scored": counted,
+        # share of the true view's trackable surface the frames confirm (the evaluator's inlier
+        # ratio, all frames): read where RotErr is n/a, it says whether content or pose failed
+        "confirmed": float(torch.cat(ratios).mean()),
     }
 
 
@@ -348,15 +353,15 @@ def main() -> None:
             print(
                 f"| {name} ({args.n} val pairs) | PSNR dB | SSIM | SSIM f0 | SSIM f1-16 "
                 "| RotErr deg | TransErr "
-                "| unmatched frames | clips scored |"
+                "| unmatched frames | clips scored | confirmed |"
             )
-            print("|---|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for r in table:
                 print(
                     f"| {r['video']} | {r['psnr_db']:.2f} | {r['ssim']:.3f} | "
                     f"{r['ssim_first']:.3f} | {r['ssim_later']:.3f} | "
                     f"{r['rot_err_deg']:.2f} | {r['trans_err']:.3f} | {r['unmatched_frames']} "
-                    f"| {r['clips_scored']} |"
+                    f"| {r['clips_scored']} | {r['confirmed']:.2f} |"
                 )
             save_sheet(sheets / f"{name}.png", sheet, ("source", "generated", "true target"))
         else:
