@@ -40,6 +40,7 @@ ALL_ROWS = (
     ["--train", "lora"],
     ["--conditioning", "camera_v2v", "--train", "self_attention"],
     ["--config", "wan2.1-t2v-14b", "--train", "lora"],
+    ["--config", "wan2.1-t2v-14b", "--train", "lora", "--base-dtype", "bfloat16"],
     ["--decode"],
 )
 ROW_TIMEOUT_S = 300
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--conditioning", default="t2v", choices=("t2v", "camera_v2v"))
     parser.add_argument("--train", default="full", choices=TRAIN)
     parser.add_argument("--lora-rank", type=int, default=32)
+    parser.add_argument(
+        "--base-dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="weights of the frozen base under LoRA (trained weights stay float32)",
+    )
     parser.add_argument("--frames", type=int, default=81)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=832)
@@ -77,7 +84,9 @@ def update_row(args: argparse.Namespace, device: torch.device) -> str:
     config = dict(CONFIGS[args.config])
     if args.layers is not None:
         config["num_layers"] = args.layers
-    transformer = build_transformer(config, device=device)
+    if args.base_dtype != "float32" and args.train != "lora":
+        raise SystemExit("--base-dtype bfloat16 needs --train lora: trained weights stay float32")
+    transformer = build_transformer(config, device=device, dtype=getattr(torch, args.base_dtype))
     conditioning = make_conditioning(args.conditioning)
     conditioning.attach(transformer)
     transformer.to(device)
@@ -120,7 +129,8 @@ def update_row(args: argparse.Namespace, device: torch.device) -> str:
     fwd, bwd = times["measured"]
     return (
         f"| {args.config} | {args.conditioning} | {args.train} ({trained / 1e6:.1f} M of "
-        f"{params / 1e9:.3f} B) | {args.height}x{args.width}x{args.frames} ({tokens} tokens) | "
+        f"{params / 1e9:.3f} B, base {args.base_dtype}) | "
+        f"{args.height}x{args.width}x{args.frames} ({tokens} tokens) | "
         f"checkpointing {not args.no_checkpointing} | forward {fwd:.2f} s | backward {bwd:.2f} s "
         f"| peak {peak_gib(device)} | {device_name(device)} |"
     )
