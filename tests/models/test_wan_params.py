@@ -71,6 +71,21 @@ def _changed_after_step(model, selector):
     return set(trainable), changed
 
 
+def test_bf16_build_keeps_the_float32_modules_wan_needs():
+    model = build_transformer(TINY, dtype=torch.bfloat16)
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    assert dtypes["blocks.0.attn1.to_q.weight"] == torch.bfloat16
+    assert dtypes["blocks.0.ffn.net.2.weight"] == torch.bfloat16
+    assert dtypes["blocks.0.norm2.weight"] == torch.float32  # cross-attention norm
+    assert dtypes["blocks.0.scale_shift_table"] == torch.float32
+    assert all(d == torch.float32 for n, d in dtypes.items() if "time_embedder" in n)
+    x = torch.randn(1, TINY["in_channels"], 2, 4, 4)
+    text = torch.randn(1, 3, TINY["text_dim"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(hidden_states=x, timestep=torch.tensor([500.0]), encoder_hidden_states=text)
+    assert out.sample.shape == x.shape and torch.isfinite(out.sample).all()
+
+
 def test_self_attention_selector_trains_exactly_self_attention():
     torch.manual_seed(0)
     model = build_transformer(TINY)

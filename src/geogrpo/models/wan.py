@@ -41,6 +41,8 @@ def build_transformer(
     """Instantiate a transformer from a config dict or a name in :data:`CONFIGS`.
 
     ``device="meta"`` allocates nothing: shapes and parameter counts of a 14B model on a laptop.
+    A ``dtype`` other than float32 leaves the modules diffusers keeps in float32 for Wan (norms,
+    time embedding, RoPE, modulation table) in float32, as its ``from_pretrained`` does.
     """
     if isinstance(config, str):
         if config not in CONFIGS:
@@ -48,7 +50,13 @@ def build_transformer(
         config = CONFIGS[config]
     with torch.device(device):
         model = WanTransformer3DModel(**config)
-    return model.to(dtype=dtype) if str(device) != "meta" else model
+    if str(device) == "meta" or dtype == torch.float32:
+        return model
+    keep = set(model._keep_in_fp32_modules or ())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and keep.isdisjoint(name.split(".")):
+            tensor.data = tensor.data.to(dtype)
+    return model
 
 
 def check_local_checkpoint(path: str | Path) -> Path:
