@@ -4,13 +4,18 @@ The renderer runs on every dataset item and every evaluation, so its cost decide
 CPU-built dataset can be. Timed over a few scenes of the train domain along an orbit preset,
 3x3 supersampling (the default), on the CPU threads torch is given. The ground-truth-anchored
 evaluator is timed on 17-frame 96x96 clips whose cameras are perturbed by 1-3 deg / 0.05-0.2.
+Building a data set (``build_missing``) is timed with 1 and with as many worker processes as
+there are CPUs, side by side on the same items.
 """
 
+import os
+import tempfile
 import time
 
 import torch
 
 from geogrpo.camera.presets import preset_trajectory
+from geogrpo.world.datasets import MultiViewPairs, build_missing
 from geogrpo.world.evaluator import evaluate_cameras, perturb_cameras
 from geogrpo.world.paths import make_path
 from geogrpo.world.render import render
@@ -50,6 +55,14 @@ def evaluator_seconds_per_clip(clips: int = 4) -> float:
     return total / clips
 
 
+def pairs_per_second(workers: int, pairs: int) -> float:
+    with tempfile.TemporaryDirectory() as cache:
+        ds = MultiViewPairs("train", pairs, cache_dir=cache)
+        start = time.perf_counter()
+        build_missing(ds, range(pairs), workers)
+        return pairs / (time.perf_counter() - start)
+
+
 def main() -> None:
     print(f"render, {FRAMES} frames per clip, {torch.get_num_threads()} CPU threads\n")
     print(f"{'size':>12}{'supersample':>13}{'clips/s':>10}{'s/clip':>9}")
@@ -57,6 +70,12 @@ def main() -> None:
         cps = clips_per_second(size, clips, ss)
         print(f"{f'{size}x{size}':>12}{ss:>13}{cps:>10.2f}{1 / cps:>9.2f}")
     print(f"\nevaluate_cameras, 96x96x{FRAMES}: {evaluator_seconds_per_clip():.2f} s per clip")
+    cpus = os.cpu_count() or 1
+    serial, parallel = pairs_per_second(1, 12 * cpus), pairs_per_second(cpus, 12 * cpus)
+    print(
+        f"\nbuild_missing, {12 * cpus} train pairs 96x96x{FRAMES}: {serial:.2f} pairs/s with 1 "
+        f"worker, {parallel:.2f} with {cpus} (x{parallel / serial:.2f}, worker start-up included)"
+    )
 
 
 if __name__ == "__main__":

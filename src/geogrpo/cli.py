@@ -129,11 +129,12 @@ def _world_build(args: argparse.Namespace) -> int:
 
     from geogrpo.utils.io import atomic_write_json
     from geogrpo.utils.video import write_video
-    from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
+    from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, build_missing
 
     cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
     out = Path(args.out) / args.split
     data = cls(args.split, args.n, args.frames, args.size, seed=args.seed, cache_dir=out)
+    build_missing(data, range(args.n), args.workers)
     captions = {}
     for i in tqdm(range(len(data)), desc=f"build {args.split} ({args.kind})"):
         item = data[i]
@@ -373,6 +374,12 @@ def _add_world_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--size", type=int, default=96, help="image size (default: 96)")
     b.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     b.add_argument("--mp4", action="store_true", help="also write an mp4 per item")
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes rendering in parallel, one torch thread each (default: 1)",
+    )
     b.add_argument("--out", default="data", help="output folder (default: data)")
     b.set_defaults(func=_world_build)
     c = wsub.add_parser("contact-sheet", help="PNG with sample clips of every split")

@@ -16,6 +16,7 @@ from geogrpo.world.datasets import (
     SPLITS,
     MultiViewPairs,
     TextToVideoClips,
+    build_missing,
     check_training_split,
     scene_for,
 )
@@ -171,3 +172,26 @@ def test_dataset_seed_varies_views_not_scenes():
     assert [a[i]["camera_text"] for i in range(3)] != [b[i]["camera_text"] for i in range(3)]
     with pytest.raises(ValueError, match="^n"):
         TextToVideoClips("train", 2_000_000)
+
+
+def test_build_missing_renders_only_what_is_missing_and_in_parallel_as_serially(tmp_path):
+    ds = MultiViewPairs("val", 3, num_frames=2, size=16, cache_dir=tmp_path)
+    ds[1]
+    kept = (tmp_path / "pair_000001.safetensors").stat().st_mtime_ns
+    assert build_missing(ds, range(3), workers=2) == 2
+    assert (tmp_path / "pair_000001.safetensors").stat().st_mtime_ns == kept
+    assert build_missing(ds, range(3), workers=2) == 0
+    fresh = MultiViewPairs("val", 3, num_frames=2, size=16)  # no cache: rendered here, serially
+    for i in range(3):
+        built, serial = ds[i], fresh[i]
+        assert built.keys() == serial.keys()
+        for key, value in serial.items():
+            same = torch.equal(value, built[key]) if isinstance(value, torch.Tensor) else None
+            assert same if same is not None else value == built[key], (i, key)
+
+
+def test_build_missing_needs_a_cache_and_a_worker():
+    with pytest.raises(ValueError, match="cache_dir"):
+        build_missing(MultiViewPairs("val", 2, num_frames=2, size=16), range(2))
+    with pytest.raises(ValueError, match="workers"):
+        build_missing(MultiViewPairs("val", 2, num_frames=2, size=16), range(2), workers=0)

@@ -52,7 +52,12 @@ from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.train.logging import RunLogger
 from geogrpo.utils.checks import check_choice, check_int_range, check_positive
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
-from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, check_training_split
+from geogrpo.world.datasets import (
+    MultiViewPairs,
+    TextToVideoClips,
+    build_missing,
+    check_training_split,
+)
 
 
 def psnr(a: Tensor, b: Tensor, data_range: float = 2.0) -> float:
@@ -259,11 +264,13 @@ class PolicyPretrainConfig:
     init_from: str = ""  # a saved policy (name or folder) to continue from; sizes must match
     eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
+    workers: int = 1  # processes rendering the items not in data_dir yet (one thread each)
 
     def __post_init__(self) -> None:
         check_int_range("steps", self.steps, 1)
         check_int_range("batch", self.batch, 1)
         check_int_range("layers", self.layers, 1)
+        check_int_range("workers", self.workers, 1)
         check_positive("lr", self.lr)
         check_positive("time_shift", self.time_shift)
         check_choice("loss", self.loss, LOSSES)
@@ -356,12 +363,14 @@ def cached_latents(
     n: int,
     autoencoder_digest: str,
     encode: Callable[[list[int]], LatentSet],
+    before_encoding: Callable[[list[int]], object] | None = None,
 ) -> LatentSet:
     """Items ``0..n-1`` encoded, cached in ``folder/{prefix}_{n}_{suffix}.safetensors``.
 
     Dataset items are a pure function of their index and the autoencoder is frozen, so any
     cached set of ``m`` items under the same autoencoder is the first ``m`` of ours: growing the
-    data set encodes only the new items. Encoding runs in chunks (raw items do not all fit).
+    data set encodes only the new items. Encoding runs in chunks (raw items do not all fit);
+    ``before_encoding`` gets every index about to be encoded first (to render them in parallel).
     """
 
     def key(m: int) -> str:
@@ -382,6 +391,8 @@ def cached_latents(
     prefix_set = first_loadable(sorted((m for m in held if m < n), reverse=True))
     chunks = [] if prefix_set is None else [prefix_set]
     start = 0 if prefix_set is None else len(prefix_set.prompts)
+    if before_encoding is not None and start < n:
+        before_encoding(list(range(start, n)))
     for chunk in tqdm(torch.arange(start, n).split(64), desc=f"encode {prefix}", leave=False):
         chunks.append(encode(chunk.tolist()))
     encoded = LatentSet.concat(chunks)
@@ -514,6 +525,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             n,
             ae_digest.hexdigest(),
             lambda idx: encode_items(conditioning, autoencoder, [ds[i] for i in idx]),
+            before_encoding=lambda idx: build_missing(ds, idx, cfg.workers),
         )
 
     train, val = latents("train", cfg.n_train), latents("val", cfg.n_val)

@@ -15,7 +15,9 @@ so two seeds give new views of the same scenes, never scenes of another split. S
 from __future__ import annotations
 
 import json
+import multiprocessing
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
@@ -198,6 +201,9 @@ class _WorldClips(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def is_cached(self, index: int) -> bool:
+        return self.cache_dir is not None and _cache_path(self.cache_dir, self.kind, index).exists()
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self.n:
             raise IndexError(f"index: {index} outside [0, {self.n})")
@@ -278,6 +284,36 @@ class MultiViewPairs(_WorldClips):
             "relative_kind": relative_kind,
             "scene": scene.to_json(),
         }
+
+
+def build_missing(dataset: _WorldClips, indices: Iterable[int], workers: int = 1) -> int:
+    """Render and cache the items of ``indices`` not cached yet, in ``workers`` processes of one
+    torch thread each (rendering is a Python loop over frames and primitives, so processes
+    scale where threads do not). Items are pure functions of their index, so the order and the
+    number of workers change nothing on disk. Returns how many items were rendered."""
+    check_int_range("workers", workers, 1)
+    if dataset.cache_dir is None:
+        raise ValueError("dataset: build_missing writes the cache; give the dataset a cache_dir")
+    missing = [i for i in indices if not dataset.is_cached(i)]
+    desc = f"render {dataset.split} {dataset.kind}"
+    if workers == 1 or len(missing) < 2:
+        for i in tqdm(missing, desc=desc, leave=False):
+            dataset[i]
+        return len(missing)
+    # spawn, not fork: a forked child inherits the parent's torch thread pools in any state
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(
+        min(workers, len(missing)), initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:
+        jobs = pool.imap_unordered(_render_item, [(dataset, i) for i in missing])
+        for _ in tqdm(jobs, total=len(missing), desc=desc, leave=False):
+            pass
+    return len(missing)
+
+
+def _render_item(job: tuple[_WorldClips, int]) -> None:
+    dataset, index = job
+    dataset[index]
 
 
 def _claim_cache(cache_dir: Path, settings: dict[str, Any]) -> None:
