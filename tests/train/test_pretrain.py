@@ -198,6 +198,7 @@ def test_latent_cache_round_trips_and_refuses_another_key(tmp_path):
 
 def test_latent_cache_grows_by_encoding_only_the_new_items(tmp_path):
     encoded: list[int] = []
+    announced: list[list[int]] = []  # what before_encoding hears (to render it in parallel)
 
     def encode(idx: list[int]) -> LatentSet:  # item i is a pure function of i, like the world's
         encoded.extend(idx)
@@ -207,18 +208,22 @@ def test_latent_cache_grows_by_encoding_only_the_new_items(tmp_path):
         )
 
     def cached(n: int, digest: str = "ae-a") -> LatentSet:
-        return cached_latents(tmp_path, "pairs_train", "5x32", n, digest, encode)
+        return cached_latents(
+            tmp_path, "pairs_train", "5x32", n, digest, encode, before_encoding=announced.append
+        )
 
     cached(3)
-    assert encoded == [0, 1, 2]
+    assert encoded == [0, 1, 2] and announced == [[0, 1, 2]]
     encoded.clear()
     got = cached(5)
     assert got.prompts == [f"item {i}" for i in range(5)] and encoded == [3, 4]  # grown, not redone
+    assert announced[-1] == [3, 4]
     want = encode(list(range(5)))
     assert torch.equal(got.target, want.target)
     encoded.clear()
     got = cached(4)
     assert encoded == [] and torch.equal(got.target, want.target[:4])  # the head of the 5-set
+    assert len(announced) == 2  # nothing to encode, nothing announced
     encoded.clear()
     cached(2, "ae-b")
     assert encoded == [0, 1]  # another autoencoder's latents are not reused
