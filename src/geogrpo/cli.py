@@ -221,11 +221,11 @@ def _sample(args: argparse.Namespace) -> int:
     from geogrpo.camera.io import Trajectory, save_trajectory
     from geogrpo.models.policy import VideoPolicy
     from geogrpo.train.rollout import generate
+    from geogrpo.utils.checks import check_device
     from geogrpo.utils.video import write_video
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: {args.device!r} asked for, but torch sees no CUDA device")
-    policy = VideoPolicy.from_pretrained(args.policy).to(args.device)
+    device = check_device("device", args.device)
+    policy = VideoPolicy.from_pretrained(args.policy).to(device)
     name = policy.conditioning.name
     out = Path(args.out)
     inputs: dict[str, Any] = {}

@@ -1,12 +1,15 @@
-"""Policies on a CUDA device: the same seed gives the same video as on the CPU, and every
-conditioning trains under bf16 autocast with gradient checkpointing. Skipped without CUDA
-(``bench/RESULTS.md`` records where they ran)."""
+"""Policies on a CUDA device: the same seed gives the same video as on the CPU, every
+conditioning trains under bf16 autocast with gradient checkpointing, and pretraining on the GPU
+follows the CPU run. Skipped without CUDA (``bench/RESULTS.md`` records where they ran)."""
+
+import json
 
 import pytest
 import torch
 
 from geogrpo.cli import main
 from geogrpo.models.policy import SHIPPED, VideoPolicy
+from geogrpo.train.pretrain import PolicyPretrainConfig, pretrain_policy
 from geogrpo.train.rollout import generate
 from tests.models.test_policy import (
     EVERY_CONDITIONING,
@@ -55,6 +58,36 @@ def test_every_conditioning_trains_on_cuda_with_bf16_and_checkpointing(name, opt
     )
     assert without.is_cuda
     torch.testing.assert_close(with_checkpointing, without, atol=1e-5, rtol=1e-3)
+
+
+def test_pretraining_on_cuda_follows_the_cpu_run(tmp_path, exact_float32):
+    """Batches, times and noise are drawn on the CPU, so both runs see the same ones."""
+    losses = {}
+    for device in ("cpu", "cuda"):
+        cfg = PolicyPretrainConfig(
+            conditioning="camera_v2v",
+            out=str(tmp_path / device),
+            data_dir=str(tmp_path / "data"),
+            n_train=3,
+            n_val=1,
+            frames=5,
+            size=32,
+            steps=4,
+            batch=2,
+            layers=1,
+            heads=2,
+            head_dim=12,
+            ffn_dim=16,
+            text_dim=16,
+            camera_rays=True,
+            device=device,
+        )
+        pretrain_policy(cfg)
+        rows = (tmp_path / device / "logs" / "metrics.jsonl").read_text().splitlines()
+        losses[device] = [json.loads(r)["loss"] for r in rows]
+        assert VideoPolicy.from_pretrained(tmp_path / device).device.type == "cpu"
+    assert len(losses["cpu"]) == 4
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=1e-3)
 
 
 def test_cli_samples_on_cuda(tmp_path):

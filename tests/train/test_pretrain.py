@@ -153,6 +153,14 @@ def test_bad_settings_are_refused():
         PolicyPretrainConfig(loss="l1")
 
 
+def test_the_device_is_checked_before_any_work():
+    with pytest.raises(ValueError, match="not a torch device"):
+        PolicyPretrainConfig(device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            PolicyPretrainConfig(device="cuda")
+
+
 def test_training_times_follow_the_shifted_logit_normal():
     gen = torch.Generator().manual_seed(0)
     for shift in (1.0, 3.0):

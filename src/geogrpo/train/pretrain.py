@@ -50,7 +50,7 @@ from geogrpo.models.policy import (
 )
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.train.logging import RunLogger
-from geogrpo.utils.checks import check_choice, check_int_range, check_positive
+from geogrpo.utils.checks import check_choice, check_device, check_int_range, check_positive
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.datasets import (
     MultiViewPairs,
@@ -265,12 +265,16 @@ class PolicyPretrainConfig:
     eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
     workers: int = 1  # processes rendering the items not in data_dir yet (one thread each)
+    # where the DiT trains; data, encoding and the random draws (times, noise) stay on the CPU,
+    # so a seed draws the same batches on every device
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_int_range("steps", self.steps, 1)
         check_int_range("batch", self.batch, 1)
         check_int_range("layers", self.layers, 1)
         check_int_range("workers", self.workers, 1)
+        check_device("device", self.device)
         check_positive("lr", self.lr)
         check_positive("time_shift", self.time_shift)
         check_choice("loss", self.loss, LOSSES)
@@ -468,8 +472,8 @@ def flow_matching_loss(
     """Flow-matching MSE at shifted logit-normal times (SD3): of the velocity ``eps - x0``, or,
     with ``loss="sample"``, of the implied ``x0`` (the same error weighted by ``max(t, t_min)^2``,
     exact where ``t >= t_min``)."""
-    t = training_times(x0.shape[0], time_shift, gen)
-    eps = torch.randn(x0.shape, generator=gen)
+    t = training_times(x0.shape[0], time_shift, gen).to(x0.device)
+    eps = torch.randn(x0.shape, generator=gen).to(x0.device)
     tt = t.view(-1, 1, 1, 1, 1)
     v = policy.velocity((1 - tt) * x0 + tt * eps, t, condition)
     err = (v - (eps - x0)) ** 2
@@ -562,7 +566,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
         init_manifest = None
     policy = VideoPolicy(
         transformer, autoencoder, text_encoder, conditioning, prediction=cfg.prediction
-    )
+    ).to(cfg.device)
     text_encoder.requires_grad_(True).train()
     params = [*transformer.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -579,7 +583,12 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 losses.append(
                     float(
                         flow_matching_loss(
-                            policy, val.target[idx], cond, g, cfg.loss, cfg.time_shift
+                            policy,
+                            val.target[idx].to(cfg.device),
+                            cond,
+                            g,
+                            cfg.loss,
+                            cfg.time_shift,
                         )
                     )
                 )
@@ -594,7 +603,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             )
             cond = train.condition(idx, text_encoder(prompts))
             loss = flow_matching_loss(
-                policy, train.target[idx], cond, gen, cfg.loss, cfg.time_shift
+                policy, train.target[idx].to(cfg.device), cond, gen, cfg.loss, cfg.time_shift
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -74,3 +74,17 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def check_device(name: str, device: str) -> torch.device:
+    """A torch device this machine has: a CUDA device asked for without CUDA fails here, before
+    any work, instead of deep inside the first ``.to()``."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"{name}: {device!r} is not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: {device!r} asked for, but torch sees no CUDA device")
+    return parsed

@@ -50,10 +50,10 @@ def atomic_save_safetensors(
     tensors: dict[str, object],
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write tensors (detached, made contiguous) as safetensors atomically."""
+    """Write tensors (detached, on the CPU, contiguous) as safetensors atomically."""
     from safetensors.torch import save_file
 
-    flat = {k: v.detach().contiguous() for k, v in tensors.items()}
+    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=metadata)
     return Path(path)
