@@ -34,6 +34,14 @@ def test_t2v_sample_writes_video_and_the_cameras_the_prompt_asks_for(policies, t
     assert read_video(guided).shape == plain.shape and (read_video(guided) != plain).any()
     assert main([*args, "--prompt", prompt, "--guidance-scale", "-1"]) == 2
     assert "guidance_scale" in capsys.readouterr().err
+    wide = tmp_path / "wide.mp4"
+    assert (
+        main([*args, "--prompt", prompt, "--steps", "1", "--width", "48", "--out", str(wide)]) == 0
+    )
+    assert read_video(wide).shape == (5, 32, 48, 3)
+    assert load_trajectory(tmp_path / "wide.cameras.json").image_size == (32, 48)
+    assert main([*args, "--prompt", prompt, "--width", "40"]) == 2  # not a multiple of 16
+    assert "divisible" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["camera_v2v", "reproj_v2v"])

@@ -239,7 +239,8 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         if not args.prompt:
             raise ValueError(f"prompt: {name} needs --prompt 'A room with ... The camera ...'")
-        frames, height, width, prompt = args.frames, args.size, args.size, args.prompt
+        height, width = args.height or args.size, args.width or args.size
+        frames, prompt = args.frames, args.prompt
     with torch.no_grad():
         video = generate(
             policy,
@@ -428,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trajectory", default=None, help="v2v target path: preset or camera file")
     s.add_argument("--frames", type=int, default=17, help="t2v: frames, 4k + 1 (default: 17)")
     s.add_argument("--size", type=int, default=96, help="t2v: height and width (default: 96)")
+    s.add_argument("--height", type=int, default=None, help="t2v: height, overrides --size")
+    s.add_argument(
+        "--width", type=int, default=None, help="t2v: width, overrides --size (Wan: 832 x 480)"
+    )
     s.add_argument("--steps", type=int, default=20, help="ODE steps (default: 20)")
     s.add_argument("--shift", type=float, default=3.0, help="time shift (default: 3.0)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
