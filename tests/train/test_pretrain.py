@@ -153,6 +153,64 @@ def test_bad_settings_are_refused():
         PolicyPretrainConfig(loss="l1")
 
 
+def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
+    """Stopped during step 5 (its last evaluation was at step 3), then resumed: the same
+    weights, losses and log as the run that never stopped, bit for bit."""
+    root, ae_cfg, _ = autoencoder_run
+
+    def config(out: str, **changes) -> PolicyPretrainConfig:
+        settings = {
+            "conditioning": "camera_v2v",
+            "autoencoder": ae_cfg.out,
+            "out": str(root / out),
+            "data_dir": str(root / "data"),
+            "n_train": 4,
+            "n_val": 2,
+            "steps": 8,
+            "batch": 2,
+            "lr": 2e-3,
+            "layers": 1,
+            "heads": 2,
+            "head_dim": 12,
+            "ffn_dim": 16,
+            "text_dim": 16,
+            "eval_every": 3,
+            **SMALL,
+        }
+        return PolicyPretrainConfig(**{**settings, **changes})
+
+    pretrain_policy(config("whole"))
+    calls = []
+
+    def stops_during_step_5(*args, **kwargs):  # calls: steps 1-3, val at 3, step 4, step 5
+        calls.append(1)
+        if len(calls) == 6:
+            raise RuntimeError("simulated power cut")
+        return flow_matching_loss(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr("geogrpo.train.pretrain.flow_matching_loss", stops_during_step_5)
+        with pytest.raises(RuntimeError, match="power cut"):
+            pretrain_policy(config("cut"))
+    logged = [json.loads(r)["step"] for r in (root / "cut/logs/metrics.jsonl").open()]
+    assert logged == [1, 2, 3, 4]  # step 4 was logged after the state of step 3 was saved
+    with pytest.raises(ValueError, match="lr"):
+        pretrain_policy(config("cut", resume=True, lr=1e-3))
+    pretrain_policy(config("cut", resume=True, eval_every=2))  # saving more often is allowed
+    whole = VideoPolicy.from_pretrained(root / "whole").transformer.state_dict()
+    cut = VideoPolicy.from_pretrained(root / "cut").transformer.state_dict()
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    rows = {
+        name: [json.loads(r) for r in (root / name / "logs/metrics.jsonl").open()]
+        for name in ("whole", "cut")
+    }
+    assert [r["step"] for r in rows["cut"]] == list(range(1, 9))
+    assert [r["loss"] for r in rows["cut"]] == [r["loss"] for r in rows["whole"]]
+    assert rows["cut"][-1]["val_loss"] == rows["whole"][-1]["val_loss"]
+    with pytest.raises(FileNotFoundError, match="without --resume"):  # it finished
+        pretrain_policy(config("cut", resume=True))
+
+
 def test_the_device_is_checked_before_any_work():
     with pytest.raises(ValueError, match="not a torch device"):
         PolicyPretrainConfig(device="gpu0")

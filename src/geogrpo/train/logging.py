@@ -13,16 +13,33 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from geogrpo.utils.io import atomic_path
+
 
 class RunLogger:
-    """Append-only metrics log for one run directory."""
+    """Append-only metrics log for one run directory.
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
+    ``resume_after=step`` continues a run resumed from ``step``: rows it logged past ``step``
+    before stopping are dropped (they will be logged again), from the JSONL file and TensorBoard.
+    """
+
+    def __init__(
+        self, run_dir: str | Path, *, tensorboard: bool = True, resume_after: int | None = None
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.run_dir / "metrics.jsonl"
+        if resume_after is not None and self.jsonl_path.exists():
+            kept = [r for r in read_jsonl(self.jsonl_path) if r["step"] <= resume_after]
+            with atomic_path(self.jsonl_path) as tmp:
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         self._jsonl = self.jsonl_path.open("a", encoding="utf-8")
-        self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard")) if tensorboard else None
+        purge = None if resume_after is None else resume_after + 1
+        self._tb = (
+            SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
+            if tensorboard
+            else None
+        )
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record scalars for ``step``; non-finite values are written as null, not dropped."""

@@ -51,7 +51,7 @@ from geogrpo.models.policy import (
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.train.logging import RunLogger
 from geogrpo.utils.checks import check_choice, check_device, check_int_range, check_positive
-from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
+from geogrpo.utils.io import atomic_path, atomic_save_safetensors, atomic_write_json
 from geogrpo.world.datasets import (
     MultiViewPairs,
     TextToVideoClips,
@@ -265,6 +265,9 @@ class PolicyPretrainConfig:
     eval_every: int = 500  # also writes the policy so far to out/latest
     seed: int = 0
     workers: int = 1  # processes rendering the items not in data_dir yet (one thread each)
+    # continue an interrupted run from its last evaluation (out/latest/train_state.pt) exactly:
+    # same weights, optimizer, schedule and random stream as if it had not stopped
+    resume: bool = False
     # where the DiT trains; data, encoding and the random draws (times, noise) stay on the CPU,
     # so a seed draws the same batches on every device
     device: str = "cpu"
@@ -571,6 +574,16 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     params = [*transformer.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    state_path = out / "latest" / TRAIN_STATE
+    done, wall_before = 0, 0.0
+    if cfg.resume:
+        state = load_train_state(state_path, cfg)
+        transformer.load_state_dict(state["transformer"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        done, wall_before = state["step"], state["wall_s"]
     val_gen_seed = cfg.seed + 1
     start = time.perf_counter()
 
@@ -594,8 +607,13 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 )
         return sum(losses) / len(losses)
 
-    with RunLogger(out / "logs") as logger:
-        bar = tqdm(range(1, cfg.steps + 1), desc=f"pretrain {cfg.conditioning}")
+    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+        bar = tqdm(
+            range(done + 1, cfg.steps + 1),
+            desc=f"pretrain {cfg.conditioning}",
+            initial=done,
+            total=cfg.steps,
+        )
         for step in bar:
             idx = torch.randint(len(train.prompts), (cfg.batch,), generator=gen)
             prompts = drop_prompts(
@@ -615,15 +633,30 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 "grad_norm": float(grad_norm),
                 "lr": sched.get_last_lr()[0],
             }
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            evaluate = step % cfg.eval_every == 0 or step == cfg.steps
+            if evaluate:
                 text_encoder.eval()
                 row["val_loss"] = val_loss()
                 text_encoder.train()
                 bar.set_postfix(val_loss=f"{row['val_loss']:.4f}")
-                if step < cfg.steps:  # a usable policy mid-run; atomic files, overwritten
-                    policy.save_pretrained(out / "latest")
             logger.log(step, row)
-    wall = time.perf_counter() - start
+            if evaluate and step < cfg.steps:  # a usable policy mid-run, and where to resume
+                policy.save_pretrained(out / "latest")
+                with atomic_path(state_path) as tmp:  # one file: weights and state agree
+                    torch.save(
+                        {
+                            "step": step,
+                            "wall_s": wall_before + time.perf_counter() - start,
+                            "config": _resumable(cfg),
+                            "transformer": transformer.state_dict(),
+                            "text_encoder": text_encoder.state_dict(),
+                            "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(),
+                            "generator": gen.get_state(),
+                        },
+                        tmp,
+                    )
+    wall = wall_before + time.perf_counter() - start
     text_encoder.requires_grad_(False).eval()
     policy.save_pretrained(out)
     shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final policy
@@ -635,6 +668,35 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     }
     write_manifest(out, cfg, metrics, wall, init_manifest)
     return metrics
+
+
+TRAIN_STATE = "train_state.pt"
+# Settings that may change between an interrupted run and its resumption: they change where and
+# how fast it runs, or how often it is saved, not what it computes.
+_RESUME_FREE = ("resume", "workers", "device", "eval_every")
+
+
+def _resumable(cfg: PolicyPretrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
+
+
+def load_train_state(path: Path, cfg: PolicyPretrainConfig) -> dict[str, Any]:
+    """The state an interrupted run saved at its last evaluation, checked against ``cfg``."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"resume: no {path}; a run saves it at each evaluation (every --eval-every steps), "
+            "so this one stopped before its first, or finished; start it without --resume"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved, now = state["config"], _resumable(cfg)
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(
+            f"resume: {path} was written with other settings ({', '.join(changed)}: "
+            f"{[saved.get(k) for k in changed]} there, {[now.get(k) for k in changed]} now); "
+            f"only {', '.join(_RESUME_FREE)} may change on resume"
+        )
+    return state
 
 
 EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
