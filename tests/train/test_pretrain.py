@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.policy import SAMPLE_PREDICTION_T_MIN, VideoPolicy
+from geogrpo.train import pretrain
 from geogrpo.train.pretrain import (
     AutoencoderPretrainConfig,
     LatentSet,
@@ -209,6 +210,39 @@ def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
     assert rows["cut"][-1]["val_loss"] == rows["whole"][-1]["val_loss"]
     with pytest.raises(FileNotFoundError, match="without --resume"):  # it finished
         pretrain_policy(config("cut", resume=True))
+
+
+def test_an_interrupted_autoencoder_run_resumes_exactly(autoencoder_run, monkeypatch):
+    root, ae_cfg, _ = autoencoder_run
+
+    def config(out: str, **changes) -> AutoencoderPretrainConfig:
+        settings = {**ae_cfg.__dict__, "out": str(root / out), "steps": 6, "eval_every": 3}
+        return AutoencoderPretrainConfig(**{**settings, **changes})
+
+    pretrain_autoencoder(config("ae-whole"))
+    calls = []
+    real = pretrain.frame_reconstruction_loss
+
+    def stops_during_step_5(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("simulated power cut")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(pretrain, "frame_reconstruction_loss", stops_during_step_5)
+        with pytest.raises(RuntimeError, match="power cut"):
+            pretrain_autoencoder(config("ae-cut"))
+    pretrain_autoencoder(config("ae-cut", resume=True))
+    whole = load_file(str(root / "ae-whole" / "model.safetensors"))
+    cut = load_file(str(root / "ae-cut" / "model.safetensors"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    losses = {
+        name: [json.loads(r).get("loss") for r in (root / name / "logs/metrics.jsonl").open()]
+        for name in ("ae-whole", "ae-cut")
+    }
+    assert losses["ae-cut"] == losses["ae-whole"] and len(losses["ae-cut"]) == 7  # + final row
+    assert not (root / "ae-cut" / "latest").exists()
 
 
 def test_the_device_is_checked_before_any_work():

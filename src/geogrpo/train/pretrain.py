@@ -147,6 +147,7 @@ class AutoencoderPretrainConfig:
     eval_every: int = 250
     seed: int = 0
     stats_clips: int = 128
+    resume: bool = False  # continue from out/latest/train_state.pt exactly (see the policy's)
 
     def __post_init__(self) -> None:
         check_int_range("steps", self.steps, 1)
@@ -180,6 +181,73 @@ def latent_statistics(model: FrameAutoencoder, videos_u8: Tensor) -> tuple[Tenso
     return z.mean(dim=dims), z.std(dim=dims).clamp_min(1e-4)
 
 
+TRAIN_STATE = "train_state.pt"
+# Settings that may change between an interrupted run and its resumption: they change where and
+# how fast it runs, or how often it is saved, not what it computes.
+_RESUME_FREE = ("resume", "workers", "device", "eval_every")
+
+
+def _resumable(cfg: Any) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
+
+
+def save_train_state(
+    path: Path,
+    cfg: Any,
+    step: int,
+    wall_s: float,
+    modules: dict[str, torch.nn.Module],
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+) -> None:
+    """Everything a run needs to continue after ``step`` exactly, in one atomic file (so the
+    weights and the optimizer state always belong to the same step)."""
+    state = {
+        "step": step,
+        "wall_s": wall_s,
+        "config": _resumable(cfg),
+        "modules": {name: m.state_dict() for name, m in modules.items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def resume_train_state(
+    path: Path,
+    cfg: Any,
+    modules: dict[str, torch.nn.Module],
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+) -> tuple[int, float]:
+    """Restore what :func:`save_train_state` wrote, after checking it was written under the
+    same settings; returns ``(step, wall_s)`` of the saved point."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"resume: no {path}; a run saves it at each evaluation (every --eval-every steps), "
+            "so this one stopped before its first, or finished; start it without --resume"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved, now = state["config"], _resumable(cfg)
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(
+            f"resume: {path} was written with other settings ({', '.join(changed)}: "
+            f"{[saved.get(k) for k in changed]} there, {[now.get(k) for k in changed]} now); "
+            f"only {', '.join(_RESUME_FREE)} may change on resume"
+        )
+    for name, module in modules.items():
+        module.load_state_dict(state["modules"][name])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    gen.set_state(state["generator"])
+    return state["step"], state["wall_s"]
+
+
 def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
     check_training_split("train")
     torch.manual_seed(cfg.seed)
@@ -192,9 +260,19 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     size = frames.shape[-1]
+    state_path = out / "latest" / TRAIN_STATE
+    trained = {"autoencoder": model}
+    done, wall_before = (
+        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+    )
     start = time.perf_counter()
-    with RunLogger(out / "logs") as logger:
-        bar = tqdm(range(1, cfg.steps + 1), desc="pretrain autoencoder")
+    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+        bar = tqdm(
+            range(done + 1, cfg.steps + 1),
+            desc="pretrain autoencoder",
+            initial=done,
+            total=cfg.steps,
+        )
         for step in bar:
             idx = torch.randint(len(frames), (cfg.batch_frames,), generator=gen)
             y0, x0 = torch.randint(size - cfg.crop + 1, (2,), generator=gen).tolist()
@@ -207,10 +285,14 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
             opt.step()
             sched.step()
             row = {"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]}
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            evaluate = step % cfg.eval_every == 0 or step == cfg.steps
+            if evaluate:
                 row["val_psnr_db"] = evaluate_autoencoder(model, val)
                 bar.set_postfix(val_psnr=f"{row['val_psnr_db']:.2f}")
             logger.log(step, row)
+            if evaluate and step < cfg.steps:
+                wall_s = wall_before + time.perf_counter() - start
+                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
         mean, std = latent_statistics(model, train[: cfg.stats_clips])
         model.latents_mean.copy_(mean)
         model.latents_std.copy_(std)
@@ -221,8 +303,9 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
             "steps": cfg.steps,
         }
         logger.log(cfg.steps, {"final_val_psnr_db": metrics["val_psnr_db"]})
-    wall = time.perf_counter() - start
+    wall = wall_before + time.perf_counter() - start
     model.save_pretrained(out)
+    shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final model
     write_manifest(out, cfg, metrics, wall)
     return metrics
 
@@ -575,15 +658,10 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     state_path = out / "latest" / TRAIN_STATE
-    done, wall_before = 0, 0.0
-    if cfg.resume:
-        state = load_train_state(state_path, cfg)
-        transformer.load_state_dict(state["transformer"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        done, wall_before = state["step"], state["wall_s"]
+    trained = {"transformer": transformer, "text_encoder": text_encoder}
+    done, wall_before = (
+        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+    )
     val_gen_seed = cfg.seed + 1
     start = time.perf_counter()
 
@@ -642,20 +720,8 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             logger.log(step, row)
             if evaluate and step < cfg.steps:  # a usable policy mid-run, and where to resume
                 policy.save_pretrained(out / "latest")
-                with atomic_path(state_path) as tmp:  # one file: weights and state agree
-                    torch.save(
-                        {
-                            "step": step,
-                            "wall_s": wall_before + time.perf_counter() - start,
-                            "config": _resumable(cfg),
-                            "transformer": transformer.state_dict(),
-                            "text_encoder": text_encoder.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(),
-                            "generator": gen.get_state(),
-                        },
-                        tmp,
-                    )
+                wall_s = wall_before + time.perf_counter() - start
+                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
     wall = wall_before + time.perf_counter() - start
     text_encoder.requires_grad_(False).eval()
     policy.save_pretrained(out)
@@ -668,35 +734,6 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     }
     write_manifest(out, cfg, metrics, wall, init_manifest)
     return metrics
-
-
-TRAIN_STATE = "train_state.pt"
-# Settings that may change between an interrupted run and its resumption: they change where and
-# how fast it runs, or how often it is saved, not what it computes.
-_RESUME_FREE = ("resume", "workers", "device", "eval_every")
-
-
-def _resumable(cfg: PolicyPretrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
-
-
-def load_train_state(path: Path, cfg: PolicyPretrainConfig) -> dict[str, Any]:
-    """The state an interrupted run saved at its last evaluation, checked against ``cfg``."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"resume: no {path}; a run saves it at each evaluation (every --eval-every steps), "
-            "so this one stopped before its first, or finished; start it without --resume"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved, now = state["config"], _resumable(cfg)
-    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
-    if changed:
-        raise ValueError(
-            f"resume: {path} was written with other settings ({', '.join(changed)}: "
-            f"{[saved.get(k) for k in changed]} there, {[now.get(k) for k in changed]} now); "
-            f"only {', '.join(_RESUME_FREE)} may change on resume"
-        )
-    return state
 
 
 EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
