@@ -190,7 +190,7 @@ def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
         return flow_matching_loss(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr("geogrpo.train.pretrain.flow_matching_loss", stops_during_step_5)
+        m.setattr(pretrain, "flow_matching_loss", stops_during_step_5)
         with pytest.raises(RuntimeError, match="power cut"):
             pretrain_policy(config("cut"))
     logged = [json.loads(r)["step"] for r in (root / "cut/logs/metrics.jsonl").open()]
