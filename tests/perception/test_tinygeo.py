@@ -1,5 +1,7 @@
 """tinygeo on tiny random configs: shapes, conventions, training signal, persistence, masking."""
 
+import json
+
 import pytest
 import torch
 
@@ -118,3 +120,54 @@ def test_init_from_a_model_of_another_shape_fails_before_rendering(tmp_path):
     with pytest.raises(ValueError, match="init_from: tinygeo was built with .*'dim': 128"):
         pretrain_tinygeo(cfg)
     assert not (tmp_path / "pairs").exists()
+
+
+def test_an_interrupted_tinygeo_run_resumes_exactly(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from geogrpo.train import perception
+    from geogrpo.train.perception import TinyGeoPretrainConfig, pretrain_tinygeo
+
+    def config(out: str, **changes) -> TinyGeoPretrainConfig:
+        settings = {
+            "out": str(tmp_path / out),
+            "data_dir": str(tmp_path / "data"),
+            "n_train": 2,
+            "n_val": 1,
+            "n_heldout": 1,
+            "steps": 5,
+            "batch": 2,
+            "clip_frames": 3,
+            "dim": 32,
+            "heads": 2,
+            "layers": 2,
+            "size": 32,
+            "frames": 5,
+            "eval_every": 2,
+        }
+        return TinyGeoPretrainConfig(**{**settings, **changes})
+
+    pretrain_tinygeo(config("whole"))
+    calls = []
+    real = perception.geometry_loss
+
+    def stops_during_step_4(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("simulated power cut")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(perception, "geometry_loss", stops_during_step_4)
+        with pytest.raises(RuntimeError, match="power cut"):
+            pretrain_tinygeo(config("cut"))
+    pretrain_tinygeo(config("cut", resume=True))
+    files = {
+        name: load_file(str(tmp_path / name / "model.safetensors")) for name in ("whole", "cut")
+    }
+    assert all(torch.equal(files["whole"][k], files["cut"][k]) for k in files["whole"])
+    logs = {
+        name: [json.loads(r) for r in (tmp_path / name / "logs/metrics.jsonl").open()]
+        for name in ("whole", "cut")
+    }
+    assert logs["cut"] == logs["whole"]  # losses and the held-out metrics, step by step

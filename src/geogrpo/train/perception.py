@@ -9,6 +9,7 @@ the labels following the frames).
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,12 @@ from geogrpo.perception.tinygeo import (
     load_model_files,
 )
 from geogrpo.train.logging import RunLogger
-from geogrpo.train.pretrain import write_manifest
+from geogrpo.train.pretrain import (
+    TRAIN_STATE,
+    resume_train_state,
+    save_train_state,
+    write_manifest,
+)
 from geogrpo.utils.checks import check_int_range, check_positive
 from geogrpo.world.datasets import MultiViewPairs, check_training_split
 
@@ -59,6 +65,7 @@ class TinyGeoPretrainConfig:
     eval_every: int = 500
     rotation_weight: float = 1.0
     init_from: str = ""  # a shipped model's name or a saved folder to continue from
+    resume: bool = False  # continue from out/latest/train_state.pt exactly (pretrain policy's)
 
     def __post_init__(self) -> None:
         check_int_range("steps", self.steps, 1)
@@ -218,10 +225,17 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     n = train["video"].shape[0]
+    state_path = out / "latest" / TRAIN_STATE
+    trained = {"tinygeo": model}
+    done, wall_before = (
+        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+    )
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
-    with RunLogger(out / "logs") as logger:
-        bar = tqdm(range(1, cfg.steps + 1), desc="pretrain tinygeo")
+    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+        bar = tqdm(
+            range(done + 1, cfg.steps + 1), desc="pretrain tinygeo", initial=done, total=cfg.steps
+        )
         for step in bar:
             model.train()
             idx = torch.randint(n, (cfg.batch,), generator=gen)
@@ -243,7 +257,8 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
             sched.step()
             row = {k: float(v.detach()) for k, v in losses.items()}
             row.update(grad_norm=float(grad_norm), lr=sched.get_last_lr()[0])
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            evaluate = step % cfg.eval_every == 0 or step == cfg.steps
+            if evaluate:
                 model.eval()
                 estimator = TinyGeoEstimator(model)
                 for split, clips in evals.items():
@@ -255,8 +270,12 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
                 )
                 metrics = {k: v for k, v in row.items() if "/" in k}
             logger.log(step, row)
-    wall = time.perf_counter() - start
+            if evaluate and step < cfg.steps:
+                wall_s = wall_before + time.perf_counter() - start
+                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
+    wall = wall_before + time.perf_counter() - start
     model.save_pretrained(out)
+    shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final model
     metrics["params"] = sum(p.numel() for p in model.parameters())
     metrics["steps"] = cfg.steps
     write_manifest(out, cfg, metrics, wall)
