@@ -9,7 +9,8 @@
   cameras measured by the world's ground-truth-anchored evaluator (flow + PnP against the true
   renders; ``geogrpo.world.evaluator``), medians over clips, unmatched frames excluded and
   counted; "confirmed" is the mean share of the true view's trackable surface that the frames
-  confirm (the evaluator's inlier ratio).
+  confirm (the evaluator's inlier ratio). reproj_v2v also gets the rows of a plain source video,
+  whose depth tinygeo estimates (TrajectoryCrafter's set-up), next to those with the true depth.
 * t2v: how often the dominant image motion of a generated clip (left / right / up / down /
   expand / contract, from DIS optical flow summed over consecutive frames) equals that of the
   true render of the same caption, against the agreement expected by chance from the two class
@@ -36,6 +37,7 @@ from skimage.metrics import structural_similarity
 
 from geogrpo.models.conditioning import reproject_source
 from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
+from geogrpo.perception.tinygeo import TinyGeoEstimator
 from geogrpo.train.pretrain import psnr
 from geogrpo.train.rollout import generate
 from geogrpo.utils.io import atomic_path
@@ -146,6 +148,12 @@ def evaluate_v2v(
     ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
     others = {f"generated, {k} steps shift {s:g}": (k, s) for k, s in extra_samplers}
     keys = ("generated", *others, "posterior mean (1 step)", "copy source", "reprojected", "ae")
+    # reproj_v2v as TrajectoryCrafter runs it on a plain video: the source's depth estimated
+    # (tinygeo here, DepthCrafter there) instead of known
+    estimated = policy.conditioning.name == "reproj_v2v"
+    if estimated:
+        estimator = TinyGeoEstimator()
+        keys += ("generated, tinygeo depth", "reprojected, tinygeo depth")
     rows: dict[str, list] = {k: [] for k in keys}
     sheet = []
     for i in range(n):
@@ -184,6 +192,21 @@ def evaluate_v2v(
             *zip(others, other, strict=True),
         ):
             rows[key].append((video, it))
+        if estimated:
+            geometry = estimator.estimate(it["source_video"][None].float()).as_source_geometry()
+            guessed = {**inputs, **geometry}
+            gen_est = generate(
+                policy, [it["caption"]], *src.shape[2:], steps=steps, shift=shift, seed=i, **guessed
+            )[0]
+            render_est, _ = reproject_source(
+                src,
+                guessed["source_depth"],
+                guessed["source_w2c"],
+                guessed["cameras"],
+                guessed["intrinsics"],
+            )
+            rows["generated, tinygeo depth"].append((to_frames(gen_est), it))
+            rows["reprojected, tinygeo depth"].append((to_frames(render_est[0]), it))
         if i < 4:
             sheet.append((it["source_video"], gen, target, it["relative_kind"]))
     table = []

@@ -92,3 +92,17 @@ def test_sample_on_a_missing_cuda_device_is_a_clear_error(policies, tmp_path, ca
     assert main([*args, "--device", "cuda", "--out", str(tmp_path / "x.mp4")]) == 2
     assert "no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_reproj_v2v_on_a_plain_mp4_estimates_the_source_depth(policies, tmp_path, capsys):
+    src = tmp_path / "src.mp4"
+    assert main(["world", "render", "--frames", "5", "--size", "96", "--out", str(src)]) == 0
+    src.with_suffix(".safetensors").unlink()  # a plain video: no depth, no cameras
+    args = ["sample", "--policy", str(policies / "reproj_v2v"), "--source", str(src)]
+    args += ["--trajectory", "arc_left", "--steps", "1"]
+    assert main([*args, "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "--estimate-depth" in capsys.readouterr().err
+    out = tmp_path / "estimated.mp4"
+    assert main([*args, "--estimate-depth", "--out", str(out)]) == 0
+    assert read_video(out).shape == (5, 96, 96, 3)
+    assert load_trajectory(tmp_path / "estimated.cameras.json").w2c.shape == (5, 4, 4)

@@ -166,15 +166,16 @@ def _world_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_source(path: Path, need_geometry: bool) -> dict[str, Any]:
+def _load_source(path: Path, need_geometry: bool, estimate_depth: bool = False) -> dict[str, Any]:
     """A source clip: an mp4, or the ``.safetensors`` that ``geogrpo world render`` writes next
-    to it (frames, depth and cameras; ``reproj_v2v`` needs the latter two)."""
+    to it (frames, depth and cameras; ``reproj_v2v`` needs the latter two, or estimates them
+    with tinygeo when ``estimate_depth``)."""
     from safetensors.torch import load_file
 
     from geogrpo.utils.video import read_video
 
     tensors = path.with_suffix(".safetensors")
-    if tensors.is_file():
+    if tensors.is_file() and not estimate_depth:
         data = load_file(str(tensors))
         rgb = data["rgb"]
         geometry = {
@@ -182,15 +183,20 @@ def _load_source(path: Path, need_geometry: bool) -> dict[str, Any]:
             "source_w2c": data["w2c"][None].float(),
             "intrinsics": data["intrinsics"][None].float(),
         }
-    elif need_geometry:
+    elif not path.is_file():
+        raise FileNotFoundError(f"source: no file {path}")
+    elif need_geometry and not estimate_depth:
         raise ValueError(
             f"source: reproj_v2v needs the depth and cameras of the source; no {tensors} next to "
-            f"{path}. Pass a clip written by `geogrpo world render` (it writes that file)"
+            f"{path}. Pass a clip written by `geogrpo world render` (it writes that file), or "
+            "add --estimate-depth to estimate them with tinygeo"
         )
-    elif path.is_file():
-        rgb, geometry = read_video(path), {}
     else:
-        raise FileNotFoundError(f"source: no file {path}")
+        rgb, geometry = read_video(path), {}
+        if need_geometry:
+            from geogrpo.perception.tinygeo import TinyGeoEstimator
+
+            geometry = TinyGeoEstimator().estimate(rgb[None].float()).as_source_geometry()
     video = rgb.permute(3, 0, 1, 2)[None].float() * 2 - 1  # [1, 3, F, H, W] in [-1, 1]
     return {"source_video": video, **geometry}
 
@@ -232,7 +238,7 @@ def _sample(args: argparse.Namespace) -> int:
     if name in ("camera_v2v", "reproj_v2v"):
         if not args.source or not args.trajectory:
             raise ValueError(f"source/trajectory: {name} needs --source clip.mp4 --trajectory PATH")
-        inputs = _load_source(Path(args.source), need_geometry=name == "reproj_v2v")
+        inputs = _load_source(Path(args.source), name == "reproj_v2v", args.estimate_depth)
         frames, height, width = inputs["source_video"].shape[2:]
         inputs["cameras"] = _target_path(args.trajectory, frames)[None]
         prompt = args.prompt or "A room."
@@ -427,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", default=None, help="text prompt; t2v policies need one")
     s.add_argument("--source", default=None, help="source clip (v2v): mp4 or world-render output")
     s.add_argument("--trajectory", default=None, help="v2v target path: preset or camera file")
+    s.add_argument(
+        "--estimate-depth",
+        action="store_true",
+        help="reproj_v2v: estimate the source's depth and cameras with tinygeo (96x96 clips of "
+        "the procedural world's look) instead of reading geogrpo world render's .safetensors",
+    )
     s.add_argument("--frames", type=int, default=17, help="t2v: frames, 4k + 1 (default: 17)")
     s.add_argument("--size", type=int, default=96, help="t2v: height and width (default: 96)")
     s.add_argument("--height", type=int, default=None, help="t2v: height, overrides --size")

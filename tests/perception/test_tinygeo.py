@@ -171,3 +171,22 @@ def test_an_interrupted_tinygeo_run_resumes_exactly(tmp_path, monkeypatch):
         for name in ("whole", "cut")
     }
     assert logs["cut"] == logs["whole"]  # losses and the held-out metrics, step by step
+
+
+def test_an_estimate_becomes_the_source_geometry_reproj_v2v_takes():
+    from geogrpo.world.datasets import scene_for
+    from geogrpo.world.paths import make_path
+    from geogrpo.world.render import render
+
+    clip = render(scene_for("val", 3), make_path("walking", 5, seed=3), 96, 96)
+    est = TinyGeoEstimator().estimate(clip.rgb[None])
+    geo = est.as_source_geometry()
+    assert geo["source_depth"].shape == (1, 5, 96, 96) and geo["source_w2c"].shape == (1, 5, 4, 4)
+    torch.testing.assert_close(geo["intrinsics"][0], est.intrinsics[0, 0].float())
+    surface = clip.depth > 0
+    rel = (geo["source_depth"][0][surface] - clip.depth[surface]).abs() / clip.depth[surface]
+    assert float(rel.median()) < 0.5  # metric depth, no alignment (val AbsRel 0.35)
+    broken = clip.rgb[None].clone()
+    broken[0, 2] = float("nan")
+    with pytest.raises(ValueError, match="could not be estimated"):
+        TinyGeoEstimator().estimate(broken).as_source_geometry()

@@ -53,6 +53,20 @@ class GeometryEstimate:
     def batch_size(self) -> int:
         return self.w2c.shape[0]
 
+    def as_source_geometry(self) -> dict[str, Tensor]:
+        """The estimate as the source geometry ``VideoPolicy.prepare`` takes for ``reproj_v2v``
+        (TrajectoryCrafter's step of estimating the source's depth): ``source_depth [B, F, H, W]``,
+        ``source_w2c [B, F, 4, 4]``, ``intrinsics [B, 3, 3]`` (the first frame's). Failed samples
+        are an error: their placeholders would reproject as if the scene were empty."""
+        if not bool(self.valid.all()):
+            bad = [f"{i}: {r}" for i, r in enumerate(self.reasons) if r]
+            raise ValueError(f"video: geometry could not be estimated for samples {bad}")
+        return {
+            "source_depth": self.depth.float(),
+            "source_w2c": self.w2c.float(),
+            "intrinsics": self.intrinsics[:, 0].float(),
+        }
+
     def invalidate(self, index: int, reason: str) -> None:
         """Mark one sample failed and replace its fields by finite placeholders."""
         self.valid[index] = False
