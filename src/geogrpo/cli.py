@@ -56,8 +56,6 @@ def _run_toy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.overwrite and (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()
     with RunLogger(out) as logger:
         result = run_toy_grpo(cfg, log=logger.log)
     atomic_write_json(out / "summary.json", result.summary())

@@ -19,24 +19,24 @@ from geogrpo.utils.io import atomic_path
 class RunLogger:
     """Append-only metrics log for one run directory.
 
-    ``resume_after=step`` continues a run resumed from ``step``: rows it logged past ``step``
-    before stopping are dropped (they will be logged again), from the JSONL file and TensorBoard.
+    A run owns its log: rows an earlier run left in the directory past ``resume_after`` are
+    dropped, from the JSONL file and TensorBoard. 0 (the default) starts a fresh log; a run
+    resumed from ``step`` passes that step and logs the later ones again.
     """
 
     def __init__(
-        self, run_dir: str | Path, *, tensorboard: bool = True, resume_after: int | None = None
+        self, run_dir: str | Path, *, tensorboard: bool = True, resume_after: int = 0
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.run_dir / "metrics.jsonl"
-        if resume_after is not None and self.jsonl_path.exists():
+        if self.jsonl_path.exists():
             kept = [r for r in read_jsonl(self.jsonl_path) if r["step"] <= resume_after]
             with atomic_path(self.jsonl_path) as tmp:
                 tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         self._jsonl = self.jsonl_path.open("a", encoding="utf-8")
-        purge = None if resume_after is None else resume_after + 1
         self._tb = (
-            SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
+            SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=resume_after + 1)
             if tensorboard
             else None
         )

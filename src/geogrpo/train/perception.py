@@ -232,7 +232,7 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
     )
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
-    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+    with RunLogger(out / "logs", resume_after=done) as logger:
         bar = tqdm(
             range(done + 1, cfg.steps + 1), desc="pretrain tinygeo", initial=done, total=cfg.steps
         )

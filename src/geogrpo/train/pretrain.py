@@ -266,7 +266,7 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
         resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
     )
     start = time.perf_counter()
-    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+    with RunLogger(out / "logs", resume_after=done) as logger:
         bar = tqdm(
             range(done + 1, cfg.steps + 1),
             desc="pretrain autoencoder",
@@ -685,7 +685,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
                 )
         return sum(losses) / len(losses)
 
-    with RunLogger(out / "logs", resume_after=done if cfg.resume else None) as logger:
+    with RunLogger(out / "logs", resume_after=done) as logger:
         bar = tqdm(
             range(done + 1, cfg.steps + 1),
             desc=f"pretrain {cfg.conditioning}",
