@@ -127,6 +127,7 @@ def test_an_interrupted_tinygeo_run_resumes_exactly(tmp_path, monkeypatch):
 
     from geogrpo.train import perception
     from geogrpo.train.perception import TinyGeoPretrainConfig, pretrain_tinygeo
+    from tests.train.test_pretrain import fails_on_call
 
     def config(out: str, **changes) -> TinyGeoPretrainConfig:
         settings = {
@@ -148,17 +149,8 @@ def test_an_interrupted_tinygeo_run_resumes_exactly(tmp_path, monkeypatch):
         return TinyGeoPretrainConfig(**{**settings, **changes})
 
     pretrain_tinygeo(config("whole"))
-    calls = []
-    real = perception.geometry_loss
-
-    def stops_during_step_4(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise RuntimeError("simulated power cut")
-        return real(*args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(perception, "geometry_loss", stops_during_step_4)
+    with monkeypatch.context() as m:  # one call a step: stops during step 4
+        m.setattr(perception, "geometry_loss", fails_on_call(4, perception.geometry_loss))
         with pytest.raises(RuntimeError, match="power cut"):
             pretrain_tinygeo(config("cut"))
     pretrain_tinygeo(config("cut", resume=True))

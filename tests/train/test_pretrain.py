@@ -1,6 +1,7 @@
 """Pretraining loops on tiny clips: they learn; what they write loads and matches its manifest."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,19 @@ def test_bad_settings_are_refused():
         PolicyPretrainConfig(loss="l1")
 
 
+def fails_on_call(n: int, real: Callable) -> Callable:
+    """``real``, except that its ``n``-th call raises: a run stopped partway."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise RuntimeError("simulated power cut")
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
 def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
     """Stopped during step 5 (its last evaluation was at step 3), then resumed: the same
     weights, losses and log as the run that never stopped, bit for bit."""
@@ -181,16 +195,8 @@ def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
         return PolicyPretrainConfig(**{**settings, **changes})
 
     pretrain_policy(config("whole"))
-    calls = []
-
-    def stops_during_step_5(*args, **kwargs):  # calls: steps 1-3, val at 3, step 4, step 5
-        calls.append(1)
-        if len(calls) == 6:
-            raise RuntimeError("simulated power cut")
-        return flow_matching_loss(*args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(pretrain, "flow_matching_loss", stops_during_step_5)
+    with monkeypatch.context() as m:  # calls: steps 1-3, val at 3, step 4, step 5
+        m.setattr(pretrain, "flow_matching_loss", fails_on_call(6, flow_matching_loss))
         with pytest.raises(RuntimeError, match="power cut"):
             pretrain_policy(config("cut"))
     logged = [json.loads(r)["step"] for r in (root / "cut/logs/metrics.jsonl").open()]
@@ -220,17 +226,12 @@ def test_an_interrupted_autoencoder_run_resumes_exactly(autoencoder_run, monkeyp
         return AutoencoderPretrainConfig(**{**settings, **changes})
 
     pretrain_autoencoder(config("ae-whole"))
-    calls = []
-    real = pretrain.frame_reconstruction_loss
-
-    def stops_during_step_5(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise RuntimeError("simulated power cut")
-        return real(*args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(pretrain, "frame_reconstruction_loss", stops_during_step_5)
+    with monkeypatch.context() as m:  # one call a step: stops during step 5
+        m.setattr(
+            pretrain,
+            "frame_reconstruction_loss",
+            fails_on_call(5, pretrain.frame_reconstruction_loss),
+        )
         with pytest.raises(RuntimeError, match="power cut"):
             pretrain_autoencoder(config("ae-cut"))
     pretrain_autoencoder(config("ae-cut", resume=True))
