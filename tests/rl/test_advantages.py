@@ -105,3 +105,23 @@ def test_bad_input_names_the_argument(rewards, kwargs, name):
 def test_multi_reward_weight_count_must_match():
     with pytest.raises(ValueError, match="^weights"):
         multi_reward_advantages(torch.randn(2, 3, 2), torch.ones(3))
+
+
+def test_invalid_samples_leave_the_group_statistics():
+    """A masked sample (placeholder score 0) must not move its group's mean or std."""
+    r = torch.tensor([[1.0, 2.0, 3.0, 0.0], [5.0, 5.0, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    adv = group_advantages(r, sample_valid=valid)
+    expected = (torch.tensor([1.0, 2.0, 3.0]) - 2.0) / torch.tensor([1.0, 2.0, 3.0]).std(
+        unbiased=False
+    )
+    torch.testing.assert_close(adv.advantages[0, :3], expected)
+    assert float(adv.advantages[0, 3]) == 0.0
+    assert adv.valid.tolist() == [True, False]  # one valid sample is no baseline
+    assert torch.equal(adv.advantages[1], torch.zeros(4))
+    full = group_advantages(r[:1, :3])
+    torch.testing.assert_close(adv.advantages[0, :3], full.advantages[0])
+    per_reward = multi_reward_advantages(r[..., None], sample_valid=valid[..., None])
+    torch.testing.assert_close(per_reward.advantages[0, :3], full.advantages[0] * 1.0)
+    with pytest.raises(ValueError, match="sample_valid"):
+        group_advantages(r, sample_valid=valid.float())

@@ -150,3 +150,20 @@ def test_bad_input_names_the_argument(kwargs, name):
 def test_step_loss_requires_kl_when_beta_is_set():
     with pytest.raises(ValueError, match="^kl"):
         grpo_step_loss(torch.zeros(2), torch.zeros(2), torch.ones(2), 0.2, kl_beta=0.1)
+
+
+def test_timestep_weights_have_mean_one_over_the_trained_window_wherever_it_sits():
+    grid = flow_matching_timesteps(20, shift=3.0)
+    means = []
+    for start in (0, 8, 15):
+        trained = tuple(start <= i < start + 4 for i in range(20))
+        w, w_kl = timestep_loss_weights(grid, 0.7, trained=trained)
+        idx = [i for i, f in enumerate(trained) if f]
+        means.append((float(w[idx].mean()), float(w_kl[idx].mean())))
+    for m in means:
+        assert m == pytest.approx((1.0, 1.0))
+    full, _ = timestep_loss_weights(grid, 0.7)
+    window, _ = timestep_loss_weights(grid, 0.7, trained=tuple(i < 4 for i in range(20)))
+    torch.testing.assert_close(window / window[0], full / full[0])  # same shape, new scale
+    with pytest.raises(ValueError, match="trained"):
+        timestep_loss_weights(grid, 0.7, trained=(True,) * 3)

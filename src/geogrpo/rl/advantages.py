@@ -49,6 +49,7 @@ def group_advantages(
     std_mode: StdMode = "group",
     eps: float = 1e-8,
     min_std: float = 1e-6,
+    sample_valid: Tensor | None = None,  # [N, G] bool, False where a reward could not score
 ) -> GroupAdvantages:
     """Normalise rewards within each condition's group: ``A = (r - mean_g) / (s + eps)``.
 
@@ -60,22 +61,39 @@ def group_advantages(
       low-variance groups are not blown up into full-size advantages by their noise.
 
     Groups whose std is ``<= min_std`` carry no signal: their advantages are exactly 0 and they are
-    masked out in ``valid``.
+    masked out in ``valid``. Samples marked invalid in ``sample_valid`` (the reward contract's
+    masked samples, whose placeholder score is 0) are left out of their group's mean and std and
+    get advantage 0; a group needs two valid samples to count.
     """
+    check_ndim("rewards", rewards, 2, "[N, G] (conditions x samples per condition)")
+    if sample_valid is None:
+        sample_valid = torch.ones_like(rewards, dtype=torch.bool)
+    check_ndim("sample_valid", sample_valid, 2, "[N, G]")
+    if sample_valid.shape != rewards.shape or sample_valid.dtype != torch.bool:
+        raise ValueError(
+            f"sample_valid: expected a bool tensor shaped like rewards {tuple(rewards.shape)}, "
+            f"got {sample_valid.dtype} {tuple(sample_valid.shape)}"
+        )
+    rewards = torch.where(sample_valid, rewards, torch.zeros_like(rewards))
     _check_rewards(rewards, 2, "[N, G] (conditions x samples per condition)")
     check_choice("std_mode", std_mode, STD_MODES)
     check_positive("eps", eps, allow_zero=True)
     check_positive("min_std", min_std, allow_zero=True)
-    mean = rewards.mean(dim=1, keepdim=True)
-    group_std = rewards.std(dim=1, unbiased=False, keepdim=True)  # [N, 1]
-    valid = group_std.squeeze(1) > min_std
+    w = sample_valid.to(rewards.dtype)
+    count = w.sum(dim=1, keepdim=True)  # [N, 1]
+    mean = (rewards * w).sum(dim=1, keepdim=True) / count.clamp_min(1)
+    centred = (rewards - mean) * w
+    group_std = (centred.square().sum(dim=1, keepdim=True) / count.clamp_min(1)).sqrt()  # [N, 1]
+    valid = (group_std.squeeze(1) > min_std) & (count.squeeze(1) >= 2)
     if std_mode == "group":
         scale = group_std
     elif std_mode == "global":
-        scale = rewards.std(unbiased=False).expand_as(group_std)
+        all_valid = rewards[sample_valid]
+        scale = (all_valid - all_valid.mean()).square().mean().sqrt().expand_as(group_std)
     else:
-        scale = group_std.max().expand_as(group_std)
-    advantages = (rewards - mean) / (scale + eps)
+        scale = group_std[valid].max() if bool(valid.any()) else group_std.max()
+        scale = scale.expand_as(group_std)
+    advantages = centred / (scale + eps)
     advantages = torch.where(valid.unsqueeze(1), advantages, torch.zeros_like(advantages))
     return GroupAdvantages(advantages=advantages, valid=valid)
 
@@ -87,6 +105,7 @@ def multi_reward_advantages(
     std_mode: StdMode = "max_group",
     eps: float = 1e-8,
     min_std: float = 1e-6,
+    sample_valid: Tensor | None = None,  # [N, G, K] bool
 ) -> GroupAdvantages:
     """Normalise each reward dimension on its own, then combine in advantage space.
 
@@ -94,7 +113,8 @@ def multi_reward_advantages(
     ``A = sum_k w_k A_k / sum_k w_k`` (``"mean"``, VGGRPO eq. 9 with ``std_mode="group"``). Mixing
     raw rewards of different scales lets the largest-scale one dominate; normalising first
     does not. A dimension with no spread in a group contributes 0 there; a group is valid if any
-    dimension is.
+    dimension is. ``sample_valid`` masks samples per reward dimension (see
+    :func:`group_advantages`).
     """
     _check_rewards(rewards, 3, "[N, G, K] (conditions x samples x reward dimensions)")
     check_choice("aggregate", aggregate, ("sum", "mean"))
@@ -107,7 +127,20 @@ def multi_reward_advantages(
         raise ValueError(f"weights: has {weights.shape[0]} entries for {k} reward dimensions")
     if aggregate == "mean" and float(weights.sum()) <= 0:
         raise ValueError("weights: must sum to a positive number for aggregate='mean'")
-    per_reward = [group_advantages(rewards[..., i], std_mode, eps, min_std) for i in range(k)]
+    if sample_valid is not None and sample_valid.shape != rewards.shape:
+        raise ValueError(
+            f"sample_valid: expected shape {tuple(rewards.shape)}, got {tuple(sample_valid.shape)}"
+        )
+    per_reward = [
+        group_advantages(
+            rewards[..., i],
+            std_mode,
+            eps,
+            min_std,
+            None if sample_valid is None else sample_valid[..., i],
+        )
+        for i in range(k)
+    ]
     stacked = torch.stack([p.advantages for p in per_reward], dim=-1)  # [N, G, K]
     combined = (stacked * weights.to(stacked)).sum(dim=-1)
     if aggregate == "mean":

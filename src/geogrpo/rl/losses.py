@@ -116,6 +116,7 @@ def timestep_loss_weights(
     timesteps: Tensor,  # [S + 1], decreasing from 1 to 0
     noise_level: float,
     kind: SDEKind = "flow_grpo",
+    trained: tuple[bool, ...] | None = None,  # [S], the plan's trained steps
 ) -> tuple[Tensor, Tensor]:
     """Timestep-aware weights ``(policy [S], kl [S])`` that equalise gradient scales across steps.
 
@@ -126,7 +127,9 @@ def timestep_loss_weights(
     LongCat-Video's ``lambda_policy = sqrt(t / (dt (1 - t)))`` and ``lambda_KL = t / (dt (1 - t))``
     (LongCat-Video report, sec. 3.3.1 and app. A.1) up to a constant factor; for other ``a`` and
     samplers it is the same principle applied to their ``c_t, s_t``. Both are normalised to mean 1
-    over the steps with noise (the constant goes into the learning rate); noiseless steps get 0.
+    over the trained steps (``trained``; all steps with noise when not given), so the loss of a
+    window has the same scale wherever the window sits (the constant goes into the learning
+    rate); noiseless steps get 0.
     """
     check_ndim("timesteps", timesteps, 1, "[S + 1]")
     check_finite("timesteps", timesteps)
@@ -134,8 +137,12 @@ def timestep_loss_weights(
     usable = (s > 0) & (c.abs() > 0)
     w = torch.where(usable, s / c.abs().clamp_min(1e-300), torch.zeros_like(s))
     w_kl = w.square()
+    if trained is not None:
+        if len(trained) != usable.shape[0]:
+            raise ValueError(f"trained: {len(trained)} flags for {usable.shape[0]} steps")
+        usable = usable & torch.tensor(trained, dtype=torch.bool)
     if not bool(usable.any()):
-        raise ValueError("timesteps: no step of this grid has noise, nothing can be weighted")
+        raise ValueError("timesteps: no trained step of this grid has noise, nothing to weight")
     w = w / w[usable].mean()
     w_kl = w_kl / w_kl[usable].mean()
     return w.to(timesteps.dtype), w_kl.to(timesteps.dtype)

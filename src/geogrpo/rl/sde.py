@@ -38,11 +38,11 @@ class GaussianStep:
     std: Tensor  # broadcastable to mean: [] or [B, 1, ..., 1]
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``mean + std * noise``; ``generator`` makes rollouts reproducible."""
-        noise = torch.randn(
-            self.mean.shape, generator=generator, dtype=self.mean.dtype, device=self.mean.device
-        )
-        return self.mean + self.std * noise
+        """Draw ``mean + std * noise``; ``generator`` (a CPU generator) makes rollouts
+        reproducible. The noise is drawn on the CPU and moved, so a seed gives the same rollout
+        on every device, as the initial noise does."""
+        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+        return self.mean + self.std * noise.to(self.mean.device)
 
     def log_prob(self, x_next: Tensor, reduce: Reduce = "mean") -> Tensor:
         """Exact Gaussian log-density of ``x_next`` per sample, ``[B]``.

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from geogrpo.rl.advantages import group_advantages
 from geogrpo.rl.losses import gaussian_kl, grpo_step_loss
+from geogrpo.rl.rollout import denoise
 from geogrpo.rl.schedules import flow_matching_timesteps, sliding_window_plan
 from geogrpo.rl.sde import SDE_STEPS, ode_step, sde_step
 from geogrpo.utils.checks import check_int_range, check_positive
@@ -240,20 +241,14 @@ def _run_toy_grpo(
             stride=cfg.window_stride,
         )
         # Rollout: ODE outside the window, SDE inside; keep what the loss needs per trained step.
-        stored: list[tuple[int, Tensor, Tensor, Tensor]] = []  # (step, x_t, x_next, old log-prob)
+        path = denoise(
+            model, torch.randn(batch, 2, generator=gen), plan, cfg.noise_level, generator=gen
+        )
+        stored = [
+            (i, path.states[i], path.states[i + 1], path.log_probs[i]) for i in plan.train_indices
+        ]
         with torch.no_grad():
-            x = torch.randn(batch, 2, generator=gen)
-            for i in range(plan.num_steps):
-                t, tn = plan.timesteps[i], plan.timesteps[i + 1]
-                v = model(x, t)
-                if plan.sde[i]:
-                    out = sde_step(x, v, t, tn, cfg.noise_level, generator=gen)
-                    if plan.train[i]:
-                        stored.append((i, x, out.x_next, out.log_prob))
-                    x = out.x_next
-                else:
-                    x = ode_step(x, v, t, tn)
-            rewards = direction_reward(cfg, x).view(cfg.groups, cfg.group_size)
+            rewards = direction_reward(cfg, path.latents).view(cfg.groups, cfg.group_size)
             adv, valid = group_advantages(rewards).flat()
 
         for _ in range(cfg.updates_per_iteration):

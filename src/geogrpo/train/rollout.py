@@ -1,33 +1,37 @@
-"""Sampling a policy along a step plan: plain ODE sampling and GRPO rollouts share this loop.
-
-Steps flagged ``sde`` in the plan draw from the SDE and record the drawn latent and its log-prob
-(what the trainer re-scores); the others are deterministic ODE steps.
-"""
+"""Sampling a policy: the velocity function that :func:`geogrpo.rl.rollout.denoise` walks,
+in micro-batches, and plain ODE generation for ``geogrpo sample`` and evaluation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from geogrpo.models.conditioning import Condition
+from geogrpo.models.conditioning import Condition, ConditionInputs
 from geogrpo.models.policy import VideoPolicy
+from geogrpo.rl.rollout import DenoisingPath, VelocityFn, denoise
 from geogrpo.rl.schedules import StepPlan, flow_matching_timesteps, ode_plan
-from geogrpo.rl.sde import SDEKind, ode_step, sde_step
+from geogrpo.rl.sde import SDEKind
 
 
-@dataclass
-class Rollout:
-    """A sampled batch: final latents and, per SDE step, the states and log-probs."""
+def policy_velocity(
+    policy: VideoPolicy, condition: Condition, micro_batch: int | None = None
+) -> VelocityFn:
+    """``v(x, t)`` of ``policy`` under ``condition``, in chunks of ``micro_batch`` samples.
 
-    latents: Tensor  # [B, C, F, h, w] at t = 0
-    states: list[Tensor]  # [S + 1] x [B, C, F, h, w], x_t at every grid time
-    log_probs: dict[int, Tensor]  # step index -> [B], SDE steps only
+    The trainer re-scores stored steps in the same chunks, so the first importance ratio of a
+    fresh rollout is exactly 1 (a different batch split changes float rounding).
+    """
+    if micro_batch is None or micro_batch >= len(condition):
+        return lambda x, t: policy.velocity(x, t, condition)
+    chunks = [
+        (slice(i, i + micro_batch), condition.select(slice(i, i + micro_batch)))
+        for i in range(0, len(condition), micro_batch)
+    ]
+    return lambda x, t: torch.cat([policy.velocity(x[s], t, c) for s, c in chunks])
 
 
-@torch.no_grad()
 def rollout(
     policy: VideoPolicy,
     condition: Condition,
@@ -36,52 +40,42 @@ def rollout(
     noise_level: float = 0.7,
     kind: SDEKind = "flow_grpo",
     generator: torch.Generator | None = None,
+    *,
+    micro_batch: int | None = None,
+    keep: str = "trained",
     progress: bool = False,
-    keep_states: bool = True,
-) -> Rollout:
-    """Walk ``plan.timesteps`` from noise to data."""
-    x = noise
-    states = [x] if keep_states else []
-    log_probs: dict[int, Tensor] = {}
-    grid = plan.timesteps.tolist()
-    steps = range(len(grid) - 1)
-    for i in tqdm(steps, desc="denoise", leave=False, disable=not progress):
-        t, t_next = grid[i], grid[i + 1]
-        v = policy.velocity(x, t, condition)
-        if plan.sde[i]:
-            out = sde_step(x, v, t, t_next, noise_level, kind, generator=generator)
-            x, log_probs[i] = out.x_next, out.log_prob
-        else:
-            x = ode_step(x, v, t, t_next)
-        if keep_states:
-            states.append(x)
-    return Rollout(latents=x, states=states, log_probs=log_probs)
+) -> DenoisingPath:
+    """Walk ``plan`` with the policy (see :func:`geogrpo.rl.rollout.denoise`)."""
+    velocity = policy_velocity(policy, condition, micro_batch)
+    return denoise(
+        velocity, noise, plan, noise_level, kind, generator, keep=keep, progress=progress
+    )
 
 
+@torch.no_grad()
 def generate(
     policy: VideoPolicy,
     prompts: list[str],
     num_frames: int,
     height: int,
     width: int,
-    steps: int = 20,
+    num_inference_steps: int = 20,
     shift: float = 3.0,
     seed: int = 0,
     progress: bool = False,
     guidance_scale: float = 1.0,
-    **inputs: Tensor,
+    inputs: ConditionInputs | None = None,
 ) -> Tensor:
     """Sample videos ``[B, 3, F, H, W]`` in ``[-1, 1]`` with the deterministic ODE sampler.
 
-    ``inputs`` are what the conditioning needs (``source_video``, ``cameras``, ...; see
-    :meth:`VideoPolicy.prepare`); the seed fixes the initial noise. ``guidance_scale`` != 1
-    samples with classifier-free guidance against the empty prompt.
+    ``inputs`` are what the conditioning needs (source video, cameras, ...); the seed fixes the
+    initial noise. ``guidance_scale`` != 1 samples with classifier-free guidance against the
+    empty prompt.
     """
-    inputs.setdefault("num_frames", num_frames)
-    inputs.setdefault("image_size", (height, width))
-    condition = policy.prepare(prompts, guidance_scale=guidance_scale, **inputs)
+    inputs = replace(inputs or ConditionInputs(), num_frames=num_frames, image_size=(height, width))
+    condition = policy.prepare(prompts, inputs, guidance_scale=guidance_scale)
     gen = torch.Generator().manual_seed(seed)
     noise = policy.initial_noise(condition, num_frames, height, width, gen)
-    plan = ode_plan(flow_matching_timesteps(steps, shift))
-    out = rollout(policy, condition, noise, plan, progress=progress, keep_states=False)
+    plan = ode_plan(flow_matching_timesteps(num_inference_steps, shift))
+    out = rollout(policy, condition, noise, plan, keep="none", progress=progress)
     return policy.decode(out.latents)
