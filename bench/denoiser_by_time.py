@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from policy_quality import ssim, to_frames
+from policy_quality import to_frames
 
+from geogrpo.eval.metrics import psnr, ssim
 from geogrpo.models.policy import VideoPolicy
-from geogrpo.train.pretrain import psnr
 from geogrpo.train.rollout import generate
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 
@@ -84,13 +84,13 @@ def report(name: str, n: int, data_dir: Path, samplers: list[tuple[int, float]])
     print("\nsamples (ODE, seed 0) against the true video")
     for steps, shift in samplers:
         out = generate(policy, prompts, f, h, w, steps=steps, shift=shift, seed=0, **inputs)
-        p = np.mean([psnr(o, t) for o, t in zip(out, target, strict=True)])
+        p = np.mean([psnr(to_frames(o), to_frames(t)) for o, t in zip(out, target, strict=True)])
         s = np.mean([ssim(to_frames(o), to_frames(t)) for o, t in zip(out, target, strict=True)])
         label = "one step (mean)" if steps == 1 else f"{steps} steps, shift {shift:g}"
         print(f"{label:>22}  PSNR {p:5.2f} dB  SSIM {s:.3f}")
     if "source_video" in inputs:
         src = inputs["source_video"]
-        p = np.mean([psnr(a, b) for a, b in zip(src, target, strict=True)])
+        p = np.mean([psnr(to_frames(a), to_frames(b)) for a, b in zip(src, target, strict=True)])
         s = np.mean([ssim(to_frames(a), to_frames(b)) for a, b in zip(src, target, strict=True)])
         print(f"{'copy the source':>22}  PSNR {p:5.2f} dB  SSIM {s:.3f}")
     print()

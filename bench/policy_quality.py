@@ -33,12 +33,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
+from geogrpo.eval.metrics import psnr, ssim
 from geogrpo.models.conditioning import reproject_source
 from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
 from geogrpo.perception.tinygeo import TinyGeoEstimator
-from geogrpo.train.pretrain import psnr
 from geogrpo.train.rollout import generate
 from geogrpo.utils.io import atomic_path
 from geogrpo.utils.video import to_uint8
@@ -46,18 +45,6 @@ from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 from geogrpo.world.evaluator import evaluate_cameras
 
 MOTIONS = ("left", "right", "up", "down", "expand", "contract")
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean per-frame SSIM of ``[F, H, W, 3]`` videos in [0, 1]."""
-    return float(
-        np.mean(
-            [
-                structural_similarity(x.numpy(), y.numpy(), channel_axis=-1, data_range=1.0)
-                for x, y in zip(a, b, strict=True)
-            ]
-        )
-    )
 
 
 def to_frames(video: torch.Tensor) -> torch.Tensor:
@@ -216,9 +203,7 @@ def evaluate_v2v(
             {
                 "policy": name,
                 "video": key,
-                "psnr_db": float(
-                    np.mean([psnr(v, it["target_video"], data_range=1.0) for v, it in clips])
-                ),
+                "psnr_db": float(np.mean([psnr(v, it["target_video"]) for v, it in clips])),
                 "ssim": float(np.mean([ssim(v, it["target_video"].float()) for v, it in clips])),
                 # frame 0 of every target is the source's frame 0 (the paths start at identity):
                 # copying gets it exactly, a generator only through the autoencoder

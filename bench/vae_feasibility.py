@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from torch import Tensor, nn
 
+from geogrpo.eval.metrics import psnr
 from geogrpo.world.datasets import TextToVideoClips
 
 FRAMES, SIZE = 17, 96
@@ -188,10 +189,14 @@ class Checkpoint:
     seconds_per_clip: float
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of two videos in [-1, 1], measured on the [0, 1] scale."""
-    mse = float(((a - b) / 2).pow(2).mean())
-    return 10 * math.log10(1 / max(mse, 1e-12))
+def signed_psnr(a: Tensor, b: Tensor) -> float:
+    """PSNR in dB of videos ``[..., 3, F, H, W]`` in [-1, 1], measured on the [0, 1] scale (a
+    batch counted as one video)."""
+
+    def frames(video: Tensor) -> Tensor:  # -> [N F, H, W, 3] in [0, 1]
+        return ((video + 1) / 2).movedim(-4, -1).reshape(-1, *video.shape[-2:], 3)
+
+    return psnr(frames(a), frames(b))
 
 
 def loss_fn(recon: Tensor, target: Tensor) -> Tensor:
@@ -229,7 +234,7 @@ def evaluate(model: nn.Module, clips: Tensor) -> tuple[float, float]:
         start = time.perf_counter()
         recon = model.decode(model.encode(clip[None]))
         seconds += time.perf_counter() - start
-        scores.append(psnr(recon[0], clip))
+        scores.append(signed_psnr(recon[0], clip))
     model.train()
     return sum(scores) / len(scores), seconds / len(clips)
 
@@ -244,7 +249,7 @@ def overfit_check(name: str, train: Tensor, args: argparse.Namespace) -> float:
     for _ in range(args.overfit_steps):
         train_step(model, opt, batch)
     with torch.no_grad():
-        return psnr(model(batch).clamp(-1, 1), batch)
+        return signed_psnr(model(batch).clamp(-1, 1), batch)
 
 
 def train_timed(

@@ -6,10 +6,21 @@ import math
 import pytest
 import torch
 
+from geogrpo.eval.metrics import psnr
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.policy import PRETRAINED_DIR, SHIPPED, VideoPolicy
-from geogrpo.train.pretrain import file_sha256, psnr
+from geogrpo.train.pretrain import file_sha256
 from geogrpo.world.datasets import TextToVideoClips
+
+
+def signed_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of videos ``[B, 3, F, H, W]`` in [-1, 1], the batch counted as one video."""
+
+    def frames(video: torch.Tensor) -> torch.Tensor:  # -> [B F, H, W, 3] in [0, 1]
+        return ((video + 1) / 2).permute(0, 2, 3, 4, 1).flatten(0, 1)
+
+    return psnr(frames(a), frames(b))
+
 
 FOLDERS = sorted({folder for folder, _ in SHIPPED.values()} | {"tiny-autoencoder"})
 
@@ -33,7 +44,7 @@ def test_shipped_autoencoder_reconstructs_val_clips_above_the_floor():
     ds = TextToVideoClips("val", 3)
     video = torch.stack([ds[i]["video"] for i in range(3)]).permute(0, 4, 1, 2, 3) * 2 - 1
     with torch.no_grad():
-        score = psnr(ae.decode(ae.encode(video)), video)
+        score = signed_psnr(ae.decode(ae.encode(video)), video)
     assert score >= 27.0  # floor 28 dB on 64 clips (manifest); a 3-clip sample gets 1 dB slack
 
 
@@ -107,7 +118,7 @@ def test_shipped_v2v_policies_beat_copying_the_source(name, val_pairs):
                 cameras=it["relative_w2c"][None].float(),
                 intrinsics=it["intrinsics"][None].float(),
             )
-        generated.append(psnr(out, target))
-        copied.append(psnr(src, target))
+        generated.append(signed_psnr(out, target))
+        copied.append(signed_psnr(src, target))
     margin = sum(generated) / 3 - sum(copied) / 3
     assert margin > MARGIN_DB[name], (generated, copied)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics that evaluations and benchmarks report (independent of the rewards)."""
