@@ -21,37 +21,26 @@ import torch
 from policy_quality import to_frames
 
 from geogrpo.eval.metrics import psnr, ssim
+from geogrpo.models.conditioning import ConditionInputs
 from geogrpo.models.policy import VideoPolicy
+from geogrpo.train.conditions import from_items
 from geogrpo.train.rollout import generate
+from geogrpo.utils.video import frames_to_model
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 
 TIMES = (0.05, 0.2, 0.5, 0.8, 0.95)
 
 
-def val_batch(kind: str, n: int, data_dir: Path) -> tuple[list[str], torch.Tensor, dict]:
+def val_batch(
+    conditioning: str, n: int, data_dir: Path
+) -> tuple[list[str], torch.Tensor, ConditionInputs]:
     """Prompts, true target videos ``[n, 3, F, H, W]`` in [-1, 1] and the conditioning inputs."""
-
-    def vid(it: dict, key: str) -> torch.Tensor:
-        return it[key].permute(3, 0, 1, 2).float() * 2 - 1
-
-    if kind == "t2v":
+    if "t2v" in conditioning:
         ds = TextToVideoClips("val", n, cache_dir=data_dir / "t2v" / "val")
-        items = [ds[i] for i in range(n)]
-        return [it["caption"] for it in items], torch.stack([vid(it, "video") for it in items]), {}
-    ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
-    items = [ds[i] for i in range(n)]
-    inputs = {
-        "source_video": torch.stack([vid(it, "source_video") for it in items]),
-        "source_depth": torch.stack([it["source_depth"].float() for it in items]),
-        "source_w2c": torch.stack([it["source_w2c"].float() for it in items]),
-        "cameras": torch.stack([it["relative_w2c"].float() for it in items]),
-        "intrinsics": torch.stack([it["intrinsics"].float() for it in items]),
-    }
-    return (
-        [it["caption"] for it in items],
-        torch.stack([vid(it, "target_video") for it in items]),
-        inputs,
-    )
+    else:
+        ds = MultiViewPairs("val", n, cache_dir=data_dir / "pairs" / "val")
+    cond = from_items([ds[i] for i in range(n)], conditioning)
+    return cond.prompts, frames_to_model(cond.truth), cond.inputs
 
 
 def per_frame_mse(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -65,10 +54,9 @@ def fmt(values: np.ndarray) -> str:
 
 def report(name: str, n: int, data_dir: Path, samplers: list[tuple[int, float]]) -> None:
     policy = VideoPolicy.from_pretrained(name)
-    kind = "t2v" if "t2v" in policy.conditioning.name else "v2v"
-    prompts, target, inputs = val_batch(kind, n, data_dir)
+    prompts, target, inputs = val_batch(policy.conditioning.name, n, data_dir)
     f, h, w = target.shape[2:]
-    condition = policy.prepare(prompts, num_frames=f, image_size=(h, w), **inputs)
+    condition = policy.prepare(prompts, inputs)
     x0 = policy.encode(target)
     print(f"## {name} ({policy.conditioning.name}, {n} val items)\n")
     print("x0 MSE per latent frame (latents have unit variance)")
@@ -83,13 +71,15 @@ def report(name: str, n: int, data_dir: Path, samplers: list[tuple[int, float]])
         print(f"{'t = ' + str(t) + ', x_t itself':>22}  {fmt(per_frame_mse(xt, x0))}")
     print("\nsamples (ODE, seed 0) against the true video")
     for steps, shift in samplers:
-        out = generate(policy, prompts, f, h, w, steps=steps, shift=shift, seed=0, **inputs)
+        out = generate(
+            policy, prompts, f, h, w, num_inference_steps=steps, shift=shift, seed=0, inputs=inputs
+        )
         p = np.mean([psnr(to_frames(o), to_frames(t)) for o, t in zip(out, target, strict=True)])
         s = np.mean([ssim(to_frames(o), to_frames(t)) for o, t in zip(out, target, strict=True)])
         label = "one step (mean)" if steps == 1 else f"{steps} steps, shift {shift:g}"
         print(f"{label:>22}  PSNR {p:5.2f} dB  SSIM {s:.3f}")
-    if "source_video" in inputs:
-        src = inputs["source_video"]
+    if inputs.source_video is not None:
+        src = inputs.source_video
         p = np.mean([psnr(to_frames(a), to_frames(b)) for a, b in zip(src, target, strict=True)])
         s = np.mean([ssim(to_frames(a), to_frames(b)) for a, b in zip(src, target, strict=True)])
         print(f"{'copy the source':>22}  PSNR {p:5.2f} dB  SSIM {s:.3f}")

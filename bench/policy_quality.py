@@ -28,6 +28,7 @@ import argparse
 import itertools
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -35,9 +36,11 @@ import numpy as np
 import torch
 
 from geogrpo.eval.metrics import psnr, ssim
+from geogrpo.eval.metrics import psnr, ssim
 from geogrpo.models.conditioning import reproject_source
 from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
 from geogrpo.perception.tinygeo import TinyGeoEstimator
+from geogrpo.train.conditions import from_pairs
 from geogrpo.train.rollout import generate
 from geogrpo.utils.io import atomic_path
 from geogrpo.utils.video import to_uint8
@@ -145,52 +148,51 @@ def evaluate_v2v(
     sheet = []
     for i in range(n):
         it = ds[i]
-        src = it["source_video"].permute(3, 0, 1, 2)[None].float() * 2 - 1
+        cond = from_pairs([it], policy.conditioning.name)
+        inputs, src = cond.inputs, cond.inputs.source_video
         target = it["target_video"].float()
-        inputs = {
-            "source_video": src,
-            "source_depth": it["source_depth"][None].float(),
-            "source_w2c": it["source_w2c"][None].float(),
-            "cameras": it["relative_w2c"][None].float(),
-            "intrinsics": it["intrinsics"][None].float(),
-        }
         gen, mean, *other = (
             to_frames(
                 generate(
-                    policy, [it["caption"]], *src.shape[2:], steps=k, shift=s, seed=i, **inputs
+                    policy,
+                    cond.prompts,
+                    *src.shape[2:],
+                    num_inference_steps=k,
+                    shift=s,
+                    seed=i,
+                    inputs=inputs,
                 )[0]
             )
             for k, s in ((steps, shift), (1, shift), *others.values())
-        )
-        render, _ = reproject_source(
-            src,
-            inputs["source_depth"],
-            inputs["source_w2c"],
-            inputs["cameras"],
-            inputs["intrinsics"],
         )
         ae = to_frames(policy.decode(policy.encode(target.permute(3, 0, 1, 2)[None] * 2 - 1))[0])
         for key, video in (
             ("generated", gen),
             ("posterior mean (1 step)", mean),
             ("copy source", it["source_video"].float()),
-            ("reprojected", to_frames(render[0])),
+            ("reprojected", cond.reference_video[0]),
             ("ae", ae),
             *zip(others, other, strict=True),
         ):
             rows[key].append((video, it))
         if estimated:
             geometry = estimator.estimate(it["source_video"][None].float()).as_source_geometry()
-            guessed = {**inputs, **geometry}
+            guessed = replace(inputs, **geometry)
             gen_est = generate(
-                policy, [it["caption"]], *src.shape[2:], steps=steps, shift=shift, seed=i, **guessed
+                policy,
+                cond.prompts,
+                *src.shape[2:],
+                num_inference_steps=steps,
+                shift=shift,
+                seed=i,
+                inputs=guessed,
             )[0]
             render_est, _ = reproject_source(
                 src,
-                guessed["source_depth"],
-                guessed["source_w2c"],
-                guessed["cameras"],
-                guessed["intrinsics"],
+                guessed.source_depth,
+                guessed.source_w2c,
+                guessed.cameras,
+                guessed.intrinsics,
             )
             rows["generated, tinygeo depth"].append((to_frames(gen_est), it))
             rows["reprojected, tinygeo depth"].append((to_frames(render_est[0]), it))
@@ -234,7 +236,7 @@ def evaluate_t2v(
             f,
             h,
             w,
-            steps=steps,
+            num_inference_steps=steps,
             shift=shift,
             seed=i,
             guidance_scale=guidance_scale,
@@ -348,7 +350,8 @@ def main() -> None:
     torch.set_grad_enabled(False)
     plot_pretraining_curves(Path(args.runs), sheets / "pretraining_curves.png")
     from geogrpo.models.autoencoder import FrameAutoencoder
-    from geogrpo.train.pretrain import evaluate_autoencoder, load_videos
+    from geogrpo.pretrain.autoencoder import evaluate_autoencoder
+    from geogrpo.pretrain.common import load_videos
 
     ae = FrameAutoencoder.from_pretrained(PRETRAINED_DIR / "tiny-autoencoder")
     val = load_videos("t2v", "val", 64, data_dir / "t2v", "video")

@@ -16,7 +16,8 @@ from geogrpo.models.conditioning import make_conditioning
 from geogrpo.models.params import select_trainable
 from geogrpo.models.policy import VideoPolicy, tiny_transformer_config
 from geogrpo.models.text import GrammarTextEncoder
-from geogrpo.train.pretrain import PolicyPretrainConfig, load_initial_weights
+from geogrpo.pretrain.config import PolicyPretrainConfig
+from geogrpo.pretrain.policy import load_initial_weights
 from tests.models.test_policy import H, W, prepared
 
 N, L, HEADS, D = 2, 6, 2, 16

@@ -11,7 +11,8 @@ from geogrpo.geometry.projection import plucker_rays
 from geogrpo.models.conditioning import CameraV2V, make_conditioning
 from geogrpo.models.params import select_trainable
 from geogrpo.models.policy import VideoPolicy
-from geogrpo.train.pretrain import PolicyPretrainConfig, load_initial_weights
+from geogrpo.pretrain.config import PolicyPretrainConfig
+from geogrpo.pretrain.policy import load_initial_weights
 from tests.models.test_policy import H, W, prepared, tiny_policy
 
 

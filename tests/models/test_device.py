@@ -9,7 +9,8 @@ import torch
 
 from geogrpo.cli import main
 from geogrpo.models.policy import SHIPPED, VideoPolicy
-from geogrpo.train.pretrain import PolicyPretrainConfig, pretrain_policy
+from geogrpo.pretrain.config import PolicyPretrainConfig
+from geogrpo.pretrain.policy import pretrain_policy
 from geogrpo.train.rollout import generate
 from tests.models.test_policy import (
     EVERY_CONDITIONING,
@@ -38,13 +39,14 @@ def exact_float32():
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_policy_samples_the_same_video_on_cpu_and_cuda(name, exact_float32):
     """Inputs stay on the CPU (as a user loads them); noise is drawn on the CPU from the seed."""
-    inputs = raw_inputs(1)
-    del inputs["num_frames"], inputs["image_size"]
     videos = []
     for device in ("cpu", "cuda"):
         policy = VideoPolicy.from_pretrained(name).to(device)
         with torch.no_grad():
-            video = generate(policy, [PROMPT], 5, H, W, steps=4, seed=3, **inputs)
+            inputs = raw_inputs(1, name=policy.conditioning.name)
+            video = generate(
+                policy, [PROMPT], 5, H, W, num_inference_steps=4, seed=3, inputs=inputs
+            )
         assert video.device.type == device
         videos.append(video.cpu())
     assert float(videos[0].std()) > 0.05

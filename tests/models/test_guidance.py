@@ -3,29 +3,31 @@
 import pytest
 import torch
 
-from geogrpo.train.pretrain import PolicyPretrainConfig, drop_prompts
-from tests.models.test_policy import PROMPT, F, H, W, raw_inputs, tiny_policy
+from geogrpo.pretrain.config import PolicyPretrainConfig
+from geogrpo.pretrain.policy import drop_prompts
+from tests.models.test_policy import PROMPT, H, W, raw_inputs, tiny_policy
 
 
 @pytest.mark.parametrize("name", ["t2v", "camera_v2v"])
 def test_guided_velocity_is_the_cfg_combination(name):
     policy = tiny_policy(name)
     x = torch.randn(2, policy.latent_channels, 2, H // 8, W // 8)
-    plain = policy.prepare([PROMPT] * 2, **raw_inputs(2))
-    empty = policy.prepare([""] * 2, **raw_inputs(2))
+    inputs = raw_inputs(2, name=name)
+    plain = policy.prepare([PROMPT] * 2, inputs)
+    empty = policy.prepare([""] * 2, inputs)
     v_c, v_u = policy.velocity(x, 0.6, plain), policy.velocity(x, 0.6, empty)
     assert plain.uncond_text is None and not torch.allclose(v_c, v_u)
     for scale in (0.0, 1.0, 4.0):
-        guided = policy.prepare([PROMPT] * 2, guidance_scale=scale, **raw_inputs(2))
+        guided = policy.prepare([PROMPT] * 2, inputs, guidance_scale=scale)
         torch.testing.assert_close(policy.velocity(x, 0.6, guided), v_u + scale * (v_c - v_u))
     # scale 0 is the unconditional model with the same source and cameras
-    zero = policy.prepare([PROMPT] * 2, guidance_scale=0.0, **raw_inputs(2))
+    zero = policy.prepare([PROMPT] * 2, inputs, guidance_scale=0.0)
     torch.testing.assert_close(policy.velocity(x, 0.6, zero), v_u)
 
 
 def test_guidance_reaches_groups_and_bad_settings_are_refused():
     policy = tiny_policy("t2v")
-    cond = policy.prepare([PROMPT, "A room."], guidance_scale=3.0, num_frames=F)
+    cond = policy.prepare([PROMPT, "A room."], guidance_scale=3.0)
     group = cond.repeat(2)
     assert group.uncond_text.shape[0] == 4 and group.guidance_scale == 3.0
     with pytest.raises(ValueError, match="guidance_scale"):

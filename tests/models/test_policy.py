@@ -1,13 +1,20 @@
 """VideoPolicy with every conditioning on tiny random configs: forward/backward, invariants,
 persistence, switches and bad input."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
 from geogrpo.camera.presets import preset_trajectory
 from geogrpo.models.autoencoder import FrameAutoencoder
-from geogrpo.models.conditioning import CONDITIONINGS, make_conditioning, reproject_source
+from geogrpo.models.conditioning import (
+    CONDITIONINGS,
+    ConditionInputs,
+    make_conditioning,
+    reproject_source,
+)
 from geogrpo.models.policy import VideoPolicy, tiny_transformer_config
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.rl.schedules import flow_matching_timesteps, full_sde_plan, ode_plan
@@ -30,24 +37,26 @@ def tiny_policy(name: str, seed: int = 0, prediction: str = "velocity") -> Video
     return VideoPolicy(transformer, ae, text, cond, prediction=prediction)
 
 
-def raw_inputs(b: int = 2, seed: int = 0) -> dict:
+def raw_inputs(b: int = 2, seed: int = 0, name: str | None = None) -> ConditionInputs:
+    """Every input a conditioning can take, or only those ``name``'s conditioning accepts."""
     g = torch.Generator().manual_seed(seed)
     k = intrinsics_from_fov(DEFAULT_FOV_DEG, H, W).float()
     src_w2c = torch.eye(4).expand(b, F, 4, 4).clone()
     src_w2c[:, :, 2, 3] = torch.linspace(0, 0.2, F)  # walking forward
-    return {
+    every = {
         "source_video": torch.rand(b, 3, F, H, W, generator=g) * 2 - 1,
         "source_depth": 2 + torch.rand(b, F, H, W, generator=g),
         "source_w2c": src_w2c,
         "cameras": preset_trajectory("arc_left", F).float().expand(b, F, 4, 4).clone(),
         "intrinsics": k.expand(b, 3, 3).clone(),
-        "num_frames": F,
-        "image_size": (H, W),
     }
+    accepts = CONDITIONINGS[name].accepts if name is not None else tuple(every)
+    chosen = {key: value for key, value in every.items() if key in accepts}
+    return ConditionInputs(num_frames=F, image_size=(H, W), **chosen)
 
 
 def prepared(policy: VideoPolicy, b: int = 2):
-    return policy.prepare([PROMPT] * b, **raw_inputs(b))
+    return policy.prepare([PROMPT] * b, raw_inputs(b, name=policy.conditioning.name))
 
 
 @pytest.mark.parametrize("name", sorted(CONDITIONINGS))
@@ -92,21 +101,21 @@ def test_reprojection_with_identity_cameras_is_the_source_without_holes():
     inputs = raw_inputs()
     ident = torch.eye(4).expand(2, F, 4, 4)
     render, holes = reproject_source(
-        inputs["source_video"],
-        inputs["source_depth"],
-        inputs["source_w2c"],
+        inputs.source_video,
+        inputs.source_depth,
+        inputs.source_w2c,
         ident,
-        inputs["intrinsics"],
+        inputs.intrinsics,
     )
     assert not holes.any()
-    torch.testing.assert_close(render, inputs["source_video"])
+    torch.testing.assert_close(render, inputs.source_video)
     moved = preset_trajectory("arc_left", F).float().expand(2, F, 4, 4)
     _, holes = reproject_source(
-        inputs["source_video"],
-        inputs["source_depth"],
-        inputs["source_w2c"],
+        inputs.source_video,
+        inputs.source_depth,
+        inputs.source_w2c,
         moved,
-        inputs["intrinsics"],
+        inputs.intrinsics,
     )
     assert not holes[:, 0].any() and holes[:, -1].float().mean() > 0.01  # frame 0 is identity
 
@@ -122,8 +131,9 @@ def test_reproj_mask_is_the_hole_share_in_latent_layout():
 
 def test_warped_noise_is_standard_normal_and_moves_with_the_camera():
     policy = tiny_policy("warped_noise_t2v")
-    still = policy.prepare(["A room. The camera stays still."], num_frames=F, image_size=(H, W))
-    pan = policy.prepare(["A room. The camera pans left."], num_frames=F, image_size=(H, W))
+    size = ConditionInputs(num_frames=F, image_size=(H, W))
+    still = policy.prepare(["A room. The camera stays still."], size)
+    pan = policy.prepare(["A room. The camera pans left."], size)
     n_still = policy.initial_noise(still, F, H, W, torch.Generator().manual_seed(0))
     n_pan = policy.initial_noise(pan, F, H, W, torch.Generator().manual_seed(0))
     torch.testing.assert_close(n_still[:, :, 0], n_still[:, :, 1])
@@ -242,7 +252,7 @@ def test_rollout_ode_is_deterministic_and_sde_log_probs_rescore_exactly():
     r = rollout(
         policy, cond, noise, full_sde_plan(grid), generator=torch.Generator().manual_seed(1)
     )
-    assert sorted(r.log_probs) == [0, 1, 2, 3] and len(r.states) == 5
+    assert sorted(r.log_probs) == [0, 1, 2, 3] and sorted(r.states) == [0, 1, 2, 3, 4]
     t0, t1 = float(grid[1]), float(grid[2])
     v = policy.velocity(r.states[1], t0, cond)
     again = sde_step(r.states[1], v, t0, t1, 0.7, x_next=r.states[2])
@@ -256,12 +266,23 @@ def test_bad_input_says_what_is_wrong():
     with pytest.raises(ValueError, match="divisible by 16"):
         policy.encode(torch.zeros(1, 3, F, 40, W))
     with pytest.raises(ValueError, match="source_video"):
-        policy.prepare([PROMPT], cameras=torch.eye(4).expand(1, F, 4, 4))
+        policy.prepare([PROMPT], ConditionInputs(cameras=torch.eye(4).expand(1, F, 4, 4)))
     for name in ("camera_v2v", "reproj_v2v"):
-        inputs = raw_inputs()
-        inputs["cameras"] = inputs["cameras"][:, :3]
+        inputs = raw_inputs(name=name)
+        inputs = replace(inputs, cameras=inputs.cameras[:, :3])
         with pytest.raises(ValueError, match="one camera per frame of the 5-frame source"):
-            tiny_policy(name).prepare([PROMPT] * 2, **inputs)
+            tiny_policy(name).prepare([PROMPT] * 2, inputs)
+    t2v = tiny_policy("t2v")
+    with pytest.raises(ValueError, match="t2v does not take cameras"):
+        t2v.prepare([PROMPT] * 2, ConditionInputs(cameras=torch.eye(4).expand(2, F, 4, 4)))
+    with pytest.raises(ValueError, match="list of prompts"):
+        t2v.prepare("ab")
+    with pytest.raises(ValueError, match="3 conditions for 2 prompts"):
+        policy.prepare([PROMPT] * 2, raw_inputs(3, name="camera_v2v"))
+    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+        ConditionInputs(source_video=torch.full((1, 3, F, H, W), 255.0))
+    with pytest.raises(ValueError, match="disagree in batch size"):
+        replace(raw_inputs(2), cameras=torch.eye(4).expand(3, F, 4, 4))
     cond = prepared(policy)
     cond.cameras = cond.cameras[:, :3]
     with pytest.raises(ValueError, match="cameras: 3 cameras"):
@@ -278,9 +299,22 @@ def test_bad_input_says_what_is_wrong():
 
 def test_condition_repeat_makes_groups_in_order():
     policy = tiny_policy("reproj_v2v")
-    cond = policy.prepare(["a", "b"], **raw_inputs())
+    cond = policy.prepare(["a", "b"], raw_inputs(name="reproj_v2v"))
     group = cond.repeat(3)
     assert group.prompts == ["a", "a", "a", "b", "b", "b"]
     assert torch.equal(group.reproj_latents[3], cond.reproj_latents[1])
     assert torch.equal(group.text[:3], cond.text[:1].expand(3, -1, -1))
     assert group.source_latents is None and len(group) == 6
+
+
+def test_condition_select_takes_a_micro_batch_of_a_group():
+    policy = tiny_policy("camera_v2v")
+    group = policy.prepare(["a", "b"], raw_inputs(name="camera_v2v")).repeat(2)
+    part = group.select(slice(1, 3))
+    assert part.prompts == ["a", "b"] and len(part) == 2
+    assert torch.equal(part.source_latents, group.source_latents[1:3])
+    assert torch.equal(part.cameras, group.cameras[1:3])
+    x = torch.randn(4, policy.latent_channels, 2, H // 8, W // 8)
+    torch.testing.assert_close(
+        policy.velocity(x[1:3], 0.5, part), policy.velocity(x, 0.5, group)[1:3]
+    )

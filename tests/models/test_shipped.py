@@ -8,8 +8,9 @@ import torch
 
 from geogrpo.eval.metrics import psnr
 from geogrpo.models.autoencoder import FrameAutoencoder
+from geogrpo.models.conditioning import ConditionInputs
 from geogrpo.models.policy import PRETRAINED_DIR, SHIPPED, VideoPolicy
-from geogrpo.train.pretrain import file_sha256
+from geogrpo.pretrain.common import file_sha256
 from geogrpo.world.datasets import TextToVideoClips
 
 
@@ -57,9 +58,9 @@ def test_every_shipped_policy_loads_by_name_and_predicts(name):
     with torch.no_grad():
         cond = policy.prepare(
             ["A room with a red checkered box. The camera pans left."],
-            num_frames=17,
-            image_size=(96, 96),
-            **_v2v_inputs(policy.conditioning.name),
+            ConditionInputs(
+                num_frames=17, image_size=(96, 96), **_v2v_inputs(policy.conditioning.name)
+            ),
         )
         x = torch.randn(latent, generator=torch.Generator().manual_seed(0))
         v = policy.velocity(x, 0.5, cond)
@@ -69,15 +70,22 @@ def test_every_shipped_policy_loads_by_name_and_predicts(name):
 def _v2v_inputs(name):
     if "v2v" not in name:
         return {}
+    geometry = (
+        {
+            "source_depth": torch.full((1, 17, 96, 96), 3.0),
+            "source_w2c": torch.eye(4).expand(1, 17, 4, 4),
+        }
+        if name == "reproj_v2v"
+        else {}
+    )
     from geogrpo.camera.presets import preset_trajectory
     from geogrpo.world.render import DEFAULT_FOV_DEG, intrinsics_from_fov
 
     return {
         "source_video": torch.zeros(1, 3, 17, 96, 96),
-        "source_depth": torch.full((1, 17, 96, 96), 3.0),
-        "source_w2c": torch.eye(4).expand(1, 17, 4, 4),
         "cameras": preset_trajectory("arc_left", 17).float()[None],
         "intrinsics": intrinsics_from_fov(DEFAULT_FOV_DEG, 96, 96).float()[None],
+        **geometry,
     }
 
 
@@ -98,25 +106,23 @@ def test_shipped_v2v_policies_beat_copying_the_source(name, val_pairs):
     """A guard against shipping a broken checkpoint: on fresh val pairs the generated target is
     closer to the true target than the source video is (the floor table is in bench/RESULTS.md,
     on 24 pairs with 20 steps; here 3 pairs and 10 steps)."""
+    from geogrpo.train.conditions import from_pairs
     from geogrpo.train.rollout import generate
 
     policy = VideoPolicy.from_pretrained(name)
     generated, copied = [], []
     for i, it in enumerate(val_pairs):
-        src = it["source_video"].permute(3, 0, 1, 2)[None].float() * 2 - 1
+        cond = from_pairs([it], policy.conditioning.name)
+        src = cond.inputs.source_video
         target = it["target_video"].permute(3, 0, 1, 2)[None].float() * 2 - 1
         with torch.no_grad():
             out = generate(
                 policy,
-                [it["caption"]],
+                cond.prompts,
                 *src.shape[2:],
-                steps=10,
+                num_inference_steps=10,
                 seed=i,
-                source_video=src,
-                source_depth=it["source_depth"][None].float(),
-                source_w2c=it["source_w2c"][None].float(),
-                cameras=it["relative_w2c"][None].float(),
-                intrinsics=it["intrinsics"][None].float(),
+                inputs=cond.inputs,
             )
         generated.append(signed_psnr(out, target))
         copied.append(signed_psnr(src, target))

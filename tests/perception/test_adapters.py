@@ -15,7 +15,7 @@ from geogrpo.perception.adapters import (
 )
 from geogrpo.perception.base import KnownGeometry
 from geogrpo.perception.quality import HPSv3Scorer, VideoAlignScorer
-from geogrpo.perception.registry import make_estimator
+from geogrpo.recipes.build import build_estimator
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.geometry import ReprojectionReward
 from geogrpo.rewards.quality import QualityReward
@@ -87,7 +87,7 @@ def test_conversion_rejects_mismatched_predictions(clip):
 )
 def test_missing_packages_say_how_to_install(name, hint, tmp_path):
     with pytest.raises(ImportError, match=hint):
-        make_estimator(name, model_dir=tmp_path)
+        build_estimator(name, model_dir=tmp_path)
 
 
 def test_vggt_input_size_follows_its_crop_preprocessing():

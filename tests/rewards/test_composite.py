@@ -54,3 +54,34 @@ def test_composite_masks_a_sample_a_weighted_part_could_not_score(dynamic_clip):
     assert torch.isfinite(out.scores).all()
     with pytest.raises(ValueError, match="no part named"):
         CompositeReward({"s": SmoothnessReward(geo)}, {"x": 1.0})
+
+
+def test_rewards_of_a_recipe_share_one_estimator_and_one_call_per_batch(dynamic_clip):
+    """A recipe naming three geometry rewards builds its estimator once and runs it once per
+    batch (before the table moved to the edge, three were built and run)."""
+    from geogrpo.recipes import build
+    from geogrpo.train.config import RewardSpec
+
+    est = estimate_from_truth(
+        dynamic_clip.w2c[None],
+        dynamic_clip.intrinsics,
+        dynamic_clip.depth[None],
+        dynamic_clip.static_surface[None],
+    )
+    built: list[CountingEstimator] = []
+
+    def make() -> CountingEstimator:
+        built.append(CountingEstimator(est))
+        return built[-1]
+
+    build.ESTIMATORS["counting"] = make
+    try:
+        specs = [RewardSpec(name=n) for n in ("trajectory", "smoothness", "reprojection")]
+        rewards = build.build_rewards(specs, "counting", {})
+    finally:
+        del build.ESTIMATORS["counting"]
+    assert len(built) == 1
+    batch = RewardBatch(video=dynamic_clip.rgb[None], target_w2c=dynamic_clip.w2c[None])
+    for _, _, reward in rewards:
+        assert reward(batch).valid.all()
+    assert built[0].calls == 1

@@ -8,7 +8,7 @@ import torch
 
 from geogrpo.camera.se3 import make_pose, so3_exp
 from geogrpo.perception.base import GeometryEstimate, KnownGeometry, estimate_from_truth
-from geogrpo.rewards import build_reward
+from geogrpo.recipes.build import build_reward
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.geometry import (
     ReprojectionReward,
@@ -191,9 +191,14 @@ def test_bad_samples_are_masked_with_reasons(dynamic_clip):
     assert not single.valid.any() and "needs >= 3" in single.reasons[0]
 
 
-def test_registry_builds_rewards_by_name(dynamic_clip):
-    r = build_reward("smoothness", estimator=KnownGeometry(truth(dynamic_clip)))
-    assert isinstance(r, SmoothnessReward)
-    with pytest.raises(ValueError, match="registered are"):
+def test_recipe_table_builds_rewards_by_name_and_rewards_refuse_names(dynamic_clip):
+    r = build_reward("smoothness")
+    assert isinstance(r, SmoothnessReward) and r.estimator.name == "tinygeo"
+    with pytest.raises(ValueError, match="known are"):
         build_reward("no-such-reward")
-    assert math.isfinite(float(r(RewardBatch(video=dynamic_clip.rgb[None])).scores))
+    with pytest.raises(ValueError, match="bad options"):
+        build_reward("smoothness", no_such_option=1)
+    with pytest.raises(ValueError, match="estimator object"):
+        SmoothnessReward("tinygeo")
+    known = SmoothnessReward(KnownGeometry(truth(dynamic_clip)))
+    assert math.isfinite(float(known(RewardBatch(video=dynamic_clip.rgb[None])).scores))

@@ -6,7 +6,7 @@ import torch
 
 from geogrpo.camera.presets import preset_trajectory
 from geogrpo.perception.base import KnownGeometry, estimate_from_truth
-from geogrpo.rewards import build_reward
+from geogrpo.recipes.build import build_estimator, build_reward
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.reconstruction import ReconstructionReward
 from geogrpo.world.datasets import scene_for
@@ -82,7 +82,8 @@ def test_consistent_clip_reconstructs_better_than_inconsistent_scenes_true_geome
 
 def test_consistent_clip_wins_through_the_shipped_tinygeo(pair96):
     batch, _ = pair96
-    out = ReconstructionReward("tinygeo", judge=None, weights=(1, 0, 0), fit_every=2)(fresh(batch))
+    tinygeo = build_estimator("tinygeo")
+    out = ReconstructionReward(tinygeo, judge=None, weights=(1, 0, 0), fit_every=2)(fresh(batch))
     assert out.valid.all()
     assert float(out.scores[0]) > float(out.scores[1]) + 0.2
 

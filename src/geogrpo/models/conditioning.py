@@ -18,7 +18,7 @@ camera path is the target relative to the source camera at the same frame
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,78 @@ from geogrpo.models.camera import (
 from geogrpo.models.noise import warped_initial_noise
 from geogrpo.utils.checks import check_choice
 from geogrpo.world.render import DEFAULT_FOV_DEG
+
+# Fields of ConditionInputs that describe the output, accepted by every conditioning.
+OUTPUT_FIELDS = ("num_frames", "image_size")
+
+
+@dataclass(frozen=True)
+class ConditionInputs:
+    """Raw inputs of a batch of conditions, before encoding (videos, depth, cameras).
+
+    Which fields a conditioning takes is its ``accepts``; :meth:`VideoPolicy.prepare` refuses
+    the others by name, so a camera path given to a text-to-video policy is an error, not
+    silently ignored. Built by :mod:`geogrpo.train.conditions` from world items, a user's clip
+    and trajectory file, or ADEVIS stages.
+    """
+
+    num_frames: int | None = None  # F of the output, 4k + 1
+    image_size: tuple[int, int] | None = None  # (H, W) of the output
+    cameras: Tensor | None = None  # [B, F, 4, 4] w2c; v2v: target relative to source
+    intrinsics: Tensor | None = None  # [B, 3, 3] pixels
+    source_video: Tensor | None = None  # [B, 3, F, H, W] in [-1, 1]
+    source_depth: Tensor | None = None  # [B, F, H, W] z-depth of the source
+    source_w2c: Tensor | None = None  # [B, F, 4, 4] cameras of the source
+
+    def __post_init__(self) -> None:
+        sizes = {
+            name: value.shape[0]
+            for name in _INPUT_TENSORS
+            if isinstance(value := getattr(self, name), Tensor)
+        }
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            raise ValueError(f"inputs: fields disagree in batch size ({listed})")
+        src = self.source_video
+        if src is not None:
+            if src.ndim != 5 or src.shape[1] != 3:
+                raise ValueError(f"source_video: expected [B, 3, F, H, W], got {tuple(src.shape)}")
+            if src.is_floating_point() and bool(((src < -1.001) | (src > 1.001)).any()):
+                raise ValueError(
+                    "source_video: values must lie in [-1, 1] (convert [0, 1] frames with "
+                    "x * 2 - 1, uint8 frames with x / 127.5 - 1)"
+                )
+
+    def given(self) -> list[str]:
+        """Names of the fields that are set."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def select(self, index: Tensor | slice | list[int]) -> ConditionInputs:
+        """The inputs of the chosen batch entries."""
+        return replace(
+            self,
+            **{k: getattr(self, k)[index] for k in _INPUT_TENSORS if getattr(self, k) is not None},
+        )
+
+    def repeat(self, times: int) -> ConditionInputs:
+        """Each entry ``times`` times in a row (a GRPO group per condition)."""
+        return replace(
+            self,
+            **{
+                k: getattr(self, k).repeat_interleave(times, dim=0)
+                for k in _INPUT_TENSORS
+                if getattr(self, k) is not None
+            },
+        )
+
+
+_INPUT_TENSORS = (
+    "cameras",
+    "intrinsics",
+    "source_video",
+    "source_depth",
+    "source_w2c",
+)
 
 
 @dataclass
@@ -61,6 +133,20 @@ class Condition:
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    def select(self, index: slice | list[int]) -> Condition:
+        """The conditions of the chosen batch entries (a micro-batch of a group)."""
+        rows = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
+        pick = torch.tensor(rows, dtype=torch.long)
+
+        def sel(x):
+            return None if x is None else x[pick.to(x.device)]
+
+        return replace(
+            self,
+            prompts=[self.prompts[i] for i in rows],
+            **{k: sel(getattr(self, k)) for k in _TENSOR_FIELDS},
+        )
 
     def repeat(self, times: int) -> Condition:
         """Each condition ``times`` times in a row (a GRPO group per condition)."""
@@ -90,6 +176,7 @@ class Conditioning:
     """Base: text-to-video. Subclasses override only what they change."""
 
     name = "t2v"
+    accepts: tuple[str, ...] = ()  # ConditionInputs fields beyond OUTPUT_FIELDS
 
     def options(self) -> dict[str, object]:
         """Constructor arguments that change the model; saved in ``policy.json``."""
@@ -105,7 +192,9 @@ class Conditioning:
     def enable_gradient_checkpointing(self, transformer: nn.Module) -> None:
         transformer.enable_gradient_checkpointing()
 
-    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+    def prepare(
+        self, policy: nn.Module, condition: Condition, inputs: ConditionInputs
+    ) -> Condition:
         """Fill latent-space fields from raw inputs (see each subclass)."""
         return condition
 
@@ -128,10 +217,13 @@ class WarpedNoiseT2V(Conditioning):
     """World-R1: the t2v denoiser started from camera-warped noise."""
 
     name = "warped_noise_t2v"
+    accepts = ("cameras", "intrinsics")
 
-    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+    def prepare(
+        self, policy: nn.Module, condition: Condition, inputs: ConditionInputs
+    ) -> Condition:
         if condition.cameras is None:
-            frames = inputs.get("num_frames")
+            frames = inputs.num_frames
             if frames is None:
                 raise ValueError("num_frames: warped_noise_t2v needs the clip length for cameras")
             cams = [
@@ -140,7 +232,7 @@ class WarpedNoiseT2V(Conditioning):
             ]
             condition = replace(condition, cameras=torch.stack(cams))
         if condition.intrinsics is None:
-            size = inputs.get("image_size")
+            size = inputs.image_size
             if size is None:
                 raise ValueError("image_size: warped_noise_t2v needs (H, W) for intrinsics")
             k = intrinsics_from_fov(DEFAULT_FOV_DEG, *size)
@@ -179,6 +271,7 @@ class CameraV2V(Conditioning):
     """
 
     name = "camera_v2v"
+    accepts = ("cameras", "intrinsics", "source_video")
 
     def __init__(self, rays: bool = False, attention: bool = False) -> None:
         self.rays = bool(rays)
@@ -193,16 +286,17 @@ class CameraV2V(Conditioning):
     def enable_gradient_checkpointing(self, transformer: nn.Module) -> None:
         transformer.enable_gradient_checkpointing(checkpoint_with_camera_inputs)
 
-    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+    def prepare(
+        self, policy: nn.Module, condition: Condition, inputs: ConditionInputs
+    ) -> Condition:
+        source = inputs.source_video
         if condition.source_latents is None:
-            source = inputs.get("source_video")
             if source is None:
                 raise ValueError("source_video: camera_v2v needs the source video [B, 3, F, H, W]")
             condition = replace(condition, source_latents=policy.encode(source))
         if condition.cameras is None:
             raise ValueError("cameras: camera_v2v needs the target path [B, F, 4, 4]")
         check_pose("cameras", condition.cameras)
-        source = inputs.get("source_video")
         if source is not None:
             _check_camera_count(condition.cameras, source.shape[2])
         return condition
@@ -270,26 +364,29 @@ class ReprojV2V(Conditioning):
     """TrajectoryCrafter: point-cloud render of the source + hole mask as input channels."""
 
     name = "reproj_v2v"
+    accepts = ("cameras", "intrinsics", "source_video", "source_depth", "source_w2c")
 
     def extra_channels(self, latent_channels: int) -> int:
         return latent_channels + TEMPORAL_STRIDE
 
-    def prepare(self, policy: nn.Module, condition: Condition, **inputs: Tensor) -> Condition:
+    def prepare(
+        self, policy: nn.Module, condition: Condition, inputs: ConditionInputs
+    ) -> Condition:
         if condition.reproj_latents is None or condition.reproj_mask is None:
             needed = ("source_video", "source_depth", "source_w2c")
-            missing = [k for k in needed if inputs.get(k) is None]
+            missing = [k for k in needed if getattr(inputs, k) is None]
             if missing or condition.cameras is None or condition.intrinsics is None:
                 raise ValueError(
                     "condition: reproj_v2v needs source_video [B, 3, F, H, W], source_depth "
                     "[B, F, H, W], source_w2c [B, F, 4, 4], cameras (relative target path) and "
                     f"intrinsics; missing {missing or 'cameras/intrinsics'}"
                 )
-            _check_camera_count(condition.cameras, inputs["source_video"].shape[2])
-            _check_camera_count(inputs["source_w2c"], inputs["source_video"].shape[2], "source_w2c")
+            _check_camera_count(condition.cameras, inputs.source_video.shape[2])
+            _check_camera_count(inputs.source_w2c, inputs.source_video.shape[2], "source_w2c")
             render, holes = reproject_source(
-                inputs["source_video"],
-                inputs["source_depth"],
-                inputs["source_w2c"],
+                inputs.source_video,
+                inputs.source_depth,
+                inputs.source_w2c,
                 condition.cameras,
                 condition.intrinsics,
             )

@@ -30,8 +30,14 @@ from geogrpo.models.autoencoder import (
     latent_frames,
     load_autoencoder,
 )
-from geogrpo.models.conditioning import Condition, Conditioning, make_conditioning
-from geogrpo.models.params import select_trainable
+from geogrpo.models.conditioning import (
+    OUTPUT_FIELDS,
+    Condition,
+    Conditioning,
+    ConditionInputs,
+    make_conditioning,
+)
+from geogrpo.models.params import add_lora, select_trainable
 from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
 from geogrpo.models.wan import check_local_checkpoint
 from geogrpo.utils.checks import check_choice
@@ -166,29 +172,52 @@ class VideoPolicy(nn.Module):
     def prepare(
         self,
         prompts: list[str],
+        inputs: ConditionInputs | None = None,
+        *,
         guidance_scale: float = 1.0,
         negative_prompt: str = "",
-        **inputs: Tensor,
     ) -> Condition:
         """Encode text and everything the conditioning needs, once per batch.
+
+        ``inputs`` holds the raw conditions; a field this policy's conditioning does not take
+        (``cameras`` for ``t2v``) is an error that names it.
 
         ``guidance_scale`` != 1 turns on classifier-free guidance against ``negative_prompt``
         (Wan samples at 5 with a negative prompt; the embedded policies learn the empty prompt
         with ``geogrpo pretrain policy --prompt-dropout``). Only the text is guided: the source
         video and cameras of a v2v condition stay in both passes.
         """
+        if isinstance(prompts, str):
+            raise ValueError(f"prompts: expected a list of prompts, got the string {prompts!r}")
         if not guidance_scale >= 0:
             raise ValueError(f"guidance_scale: {guidance_scale} must be >= 0 (1 = no guidance)")
+        inputs = inputs if inputs is not None else ConditionInputs()
+        if not isinstance(inputs, ConditionInputs):
+            raise ValueError(
+                f"inputs: expected a ConditionInputs, got {type(inputs).__name__}; build one "
+                "with geogrpo.train.conditions or ConditionInputs(source_video=..., ...)"
+            )
+        name = self.conditioning.name
+        extra = [k for k in inputs.given() if k not in (*OUTPUT_FIELDS, *self.conditioning.accepts)]
+        if extra:
+            takes = ", ".join(self.conditioning.accepts) or "no input beyond the prompt"
+            raise ValueError(f"inputs: {name} does not take {', '.join(extra)} (it takes {takes})")
+        given = [k for k in inputs.given() if k not in OUTPUT_FIELDS]
+        sized = [getattr(inputs, k).shape[0] for k in given]
+        if sized and sized[0] != len(prompts):
+            raise ValueError(
+                f"inputs: {sized[0]} conditions for {len(prompts)} prompts; give one per prompt"
+            )
         condition = Condition(
             prompts=list(prompts),
             text=self.encode_text(prompts),
-            cameras=inputs.pop("cameras", None),
-            intrinsics=inputs.pop("intrinsics", None),
+            cameras=inputs.cameras,
+            intrinsics=inputs.intrinsics,
             guidance_scale=float(guidance_scale),
         )
         if guidance_scale != 1.0:
             condition.uncond_text = self.encode_text([negative_prompt] * len(prompts))
-        return self.conditioning.prepare(self, condition, **inputs)
+        return self.conditioning.prepare(self, condition, inputs)
 
     def initial_noise(
         self,
@@ -251,6 +280,17 @@ class VideoPolicy(nn.Module):
     def select_trainable(self, selector: str) -> list[str]:
         """Choose what trains: ``full``, ``lora``, ``self_attention`` or ``camera``."""
         return select_trainable(self.transformer, selector)
+
+    def add_lora(self, rank: int = 16, alpha: float | None = None, parts=None) -> list[str]:
+        """Wrap the transformer with LoRA adapters in place; only they train. Returns their names.
+
+        ``parts`` are block parts of :data:`geogrpo.models.params.LORA_TARGETS` (all by default).
+        """
+        if hasattr(self.transformer, "peft_config"):
+            raise ValueError("transformer: already has LoRA adapters")
+        kwargs = {} if parts is None else {"parts": tuple(parts)}
+        self.transformer = add_lora(self.transformer, rank, alpha, **kwargs)
+        return self.select_trainable("lora")
 
     def enable_gradient_checkpointing(self) -> None:
         base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()

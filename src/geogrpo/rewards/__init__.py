@@ -1,26 +1,9 @@
-"""Rewards: plain callables ``reward(batch) -> RewardOutput``, registered by name for recipes.
+"""Rewards: plain callables ``reward(batch) -> RewardOutput`` over estimator objects.
 
-See :mod:`geogrpo.rewards.base` for the masking contract (never a NaN into the trainer).
+See :mod:`geogrpo.rewards.base` for the masking contract (never a NaN into the trainer); the
+name -> reward table lives at the edge, in :mod:`geogrpo.recipes.build`.
 """
 
-from geogrpo.rewards import composite, fidelity, geometry, quality, reconstruction
-from geogrpo.rewards.base import (
-    REWARDS,
-    RewardBatch,
-    RewardOutput,
-    build_reward,
-    register_reward,
-)
+from geogrpo.rewards.base import RewardBatch, RewardOutput
 
-__all__ = [
-    "REWARDS",
-    "RewardBatch",
-    "RewardOutput",
-    "build_reward",
-    "composite",
-    "fidelity",
-    "geometry",
-    "quality",
-    "reconstruction",
-    "register_reward",
-]
+__all__ = ["RewardBatch", "RewardOutput"]

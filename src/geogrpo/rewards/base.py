@@ -7,13 +7,13 @@ Scores of a valid sample are finite and, for every shipped reward, in ``[0, 1]``
 better), so the masked placeholder 0 is never better than a real score.
 
 Batches carry whatever the rewards of a recipe need; geometry estimated from a batch is cached on
-it (``batch.cache``), so the trajectory, smoothness and reprojection rewards of one recipe share a
-single estimator call.
+it (``batch.cache``, keyed by the estimator object), so the trajectory, smoothness and
+reprojection rewards of one recipe, built with one estimator object
+(:mod:`geogrpo.recipes.build` builds each estimator once), share a single estimator call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,27 +124,3 @@ def estimate_geometry(batch: RewardBatch, estimator: GeometryEstimator) -> Geome
         check_video("video", batch.video)
         batch.cache[key] = (estimator, estimator.estimate(batch.video, batch.intrinsics))
     return batch.cache[key][1]
-
-
-REWARDS: dict[str, Callable[..., Reward]] = {}
-
-
-def register_reward(name: str) -> Callable[[Callable[..., Reward]], Callable[..., Reward]]:
-    """Name a reward factory so recipes can reference it."""
-
-    def add(factory: Callable[..., Reward]) -> Callable[..., Reward]:
-        if name in REWARDS:
-            raise ValueError(f"reward {name!r} is already registered")
-        REWARDS[name] = factory
-        return factory
-
-    return add
-
-
-def build_reward(name: str, **kwargs: Any) -> Reward:
-    """Instantiate a registered reward with its options."""
-    if name not in REWARDS:
-        raise ValueError(
-            f"reward: unknown name {name!r}; registered are {', '.join(sorted(REWARDS))}"
-        )
-    return REWARDS[name](**kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
@@ -11,40 +10,30 @@ from geogrpo.rewards.base import (
     Reward,
     RewardBatch,
     RewardOutput,
-    build_reward,
     finalize,
-    register_reward,
 )
 
 
-@register_reward("composite")
 class CompositeReward:
     """``sum_k w_k r_k(batch)``; a sample is valid only if every weighted part scored it, and
     its reason names the part that did not. Diagnostics are ``"<part>/<name>"`` plus each part's
     score as ``"<part>/score"``, so the trainer can normalise parts separately (Geo-Align,
     World-R1) from the same output.
 
-    ``parts`` maps names to rewards or to ``{"name": registered_name, **options}`` configs, as in
-    recipes.
+    ``parts`` maps names to reward objects (recipes build them in
+    :mod:`geogrpo.recipes.build`). The trainer itself keeps rewards apart as ``[N, G, K]`` so
+    that each can be normalised on its own; this sum is for scoring outside training.
     """
 
     name = "composite"
 
-    def __init__(
-        self, parts: Mapping[str, Reward | Mapping[str, Any]], weights: Mapping[str, float]
-    ):
+    def __init__(self, parts: Mapping[str, Reward], weights: Mapping[str, float]):
         if not parts:
             raise ValueError("parts: a composite needs at least one reward")
         unknown = set(weights) - set(parts)
         if unknown:
             raise ValueError(f"weights: no part named {', '.join(sorted(unknown))}")
-        self.parts: dict[str, Reward] = {}
-        for key, part in parts.items():
-            if isinstance(part, Mapping):
-                options = dict(part)
-                self.parts[key] = build_reward(options.pop("name", key), **options)
-            else:
-                self.parts[key] = part
+        self.parts: dict[str, Reward] = dict(parts)
         self.weights = {k: float(weights.get(k, 1.0)) for k in self.parts}
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from geogrpo.perception.base import check_video, sanitize_video
 from geogrpo.perception.perceptual import EncoderPerceptualDistance
-from geogrpo.rewards.base import RewardBatch, RewardOutput, all_masked, finalize, register_reward
+from geogrpo.rewards.base import RewardBatch, RewardOutput, all_masked, finalize
 from geogrpo.utils.checks import check_positive
 
 
@@ -65,7 +65,6 @@ def masked_ssim(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     return torch.where(count > 0, mean, torch.full_like(mean, float("nan")))
 
 
-@register_reward("view_fidelity")
 class ViewFidelityReward:
     """DEVIS-GRPO's consistency-quality reward: a weighted mean of
 

@@ -16,14 +16,12 @@ from geogrpo.camera.se3 import camera_centers, invert_pose, relative_to_first, s
 from geogrpo.geometry.projection import unproject_depth
 from geogrpo.geometry.warp import splat_points
 from geogrpo.perception.base import GeometryEstimate, GeometryEstimator
-from geogrpo.perception.registry import make_estimator
 from geogrpo.rewards.base import (
     RewardBatch,
     RewardOutput,
     all_masked,
     estimate_geometry,
     finalize,
-    register_reward,
 )
 from geogrpo.utils.checks import check_choice, check_int_range, check_positive
 
@@ -112,13 +110,13 @@ def worst_views_error(errors: Tensor, k: int = 3) -> Tensor:
 
 
 def _estimator(estimator: Any, source: str = "rgb") -> Any:
+    """The estimator object a reward uses; names are resolved once, at the edge."""
     check_choice("source", source, ("rgb", "latent"))
     if isinstance(estimator, str):
-        if source == "latent":
-            from geogrpo.perception.latent import LatentGeometryEstimator
-
-            return LatentGeometryEstimator("tinygeo-lgm" if estimator == "tinygeo" else estimator)
-        return make_estimator(estimator)
+        raise ValueError(
+            f"estimator: pass an estimator object, not the name {estimator!r}; build it once with "
+            "geogrpo.recipes.build.build_estimator so that every reward of a batch shares it"
+        )
     if source == "latent" and not hasattr(estimator, "estimate_latents"):
         raise ValueError(
             f"estimator: source='latent' needs a latent estimator (estimate_latents), "
@@ -158,7 +156,6 @@ def estimate_latent_geometry(batch: RewardBatch, estimator: Any) -> GeometryEsti
     return batch.cache[key][1]
 
 
-@register_reward("trajectory")
 class TrajectoryReward:
     """Geo-Align's verifiable geometry reward (eqs. 3-4): how closely the generated video's
     estimated cameras follow the requested ones.
@@ -175,7 +172,7 @@ class TrajectoryReward:
 
     def __init__(
         self,
-        estimator: GeometryEstimator | str = "tinygeo",
+        estimator: GeometryEstimator,
         align: Literal["first_frame", "sim3"] = "first_frame",
         rotation_weight: float = 1.0,
         weights: Literal["linear", "uniform"] = "linear",
@@ -227,7 +224,6 @@ class TrajectoryReward:
         )
 
 
-@register_reward("smoothness")
 class SmoothnessReward:
     """VGGRPO's camera-motion smoothness reward: ``(exp(-e_trans) + exp(-e_rot)) / 2`` in (0, 1]
     from :func:`smoothness_errors` of the estimated trajectory (1 for constant-velocity motion,
@@ -240,7 +236,7 @@ class SmoothnessReward:
 
     def __init__(
         self,
-        estimator: GeometryEstimator | str = "tinygeo",
+        estimator: GeometryEstimator,
         eps_translation: float = 1e-2,
         eps_rotation_deg: float = 0.1,
         source: Literal["rgb", "latent"] = "rgb",
@@ -262,7 +258,6 @@ class SmoothnessReward:
         )
 
 
-@register_reward("reprojection")
 class ReprojectionReward:
     """VGGRPO's geometry reprojection consistency: the mean depth reprojection error of the
     ``worst_k`` = 3 worst views (:func:`reprojection_errors`), static points only (the
@@ -275,7 +270,7 @@ class ReprojectionReward:
 
     def __init__(
         self,
-        estimator: GeometryEstimator | str = "tinygeo",
+        estimator: GeometryEstimator,
         worst_k: int = 3,
         threshold: float = 0.5,
         stride: int = 1,

@@ -7,10 +7,9 @@ from typing import Any
 import torch
 
 from geogrpo.perception.base import check_video, sanitize_video
-from geogrpo.rewards.base import RewardBatch, RewardOutput, all_masked, finalize, register_reward
+from geogrpo.rewards.base import RewardBatch, RewardOutput, all_masked, finalize
 
 
-@register_reward("quality")
 class QualityReward:
     """Mean per-frame score of a quality scorer, in [0, 1] (the papers' HPSv3 / VideoAlign
     term; the embedded default is the stand-in ``TinyQualityScorer``, "tiny-quality").

@@ -34,7 +34,6 @@ from geogrpo.rewards.base import (
     RewardBatch,
     RewardOutput,
     finalize,
-    register_reward,
 )
 from geogrpo.rewards.fidelity import masked_psnr
 from geogrpo.rewards.geometry import TrajectoryReward, _estimator, _geometry
@@ -48,7 +47,6 @@ def _resize(x: Tensor, size: int, mode: str) -> Tensor:
     return out.permute(0, 2, 3, 1)
 
 
-@register_reward("reconstruction")
 class ReconstructionReward:
     """World-R1's R_3D (Sec. 3.2): reconstruction fidelity, meta-view judgement, trajectory."""
 
@@ -57,7 +55,7 @@ class ReconstructionReward:
 
     def __init__(
         self,
-        estimator: GeometryEstimator | str = "tinygeo",
+        estimator: GeometryEstimator,
         perceptual: Any | None = None,
         judge: Any | str | None = "tiny-quality",
         weights: tuple[float, float, float] = (1.0, 1.0, 1.0),

@@ -54,3 +54,19 @@ def read_video(path: str | Path) -> Tensor:
     if not frames:
         raise ValueError(f"path: {p} contains no video frames")
     return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+def frames_to_model(frames: Tensor) -> Tensor:
+    """Frames ``[B, F, H, W, 3]`` in [0, 1] -> the models' ``[B, 3, F, H, W]`` in [-1, 1]."""
+    if frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected [B, F, H, W, 3] in [0, 1], got {tuple(frames.shape)}")
+    if frames.is_floating_point() and bool(((frames < -1e-3) | (frames > 1.001)).any()):
+        raise ValueError("frames: values must lie in [0, 1] (divide uint8 frames by 255)")
+    return frames.float().permute(0, 4, 1, 2, 3) * 2 - 1
+
+
+def model_to_frames(video: Tensor) -> Tensor:
+    """``[B, 3, F, H, W]`` in [-1, 1] -> frames ``[B, F, H, W, 3]`` in [0, 1], clamped."""
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"video: expected [B, 3, F, H, W] in [-1, 1], got {tuple(video.shape)}")
+    return ((video.float().permute(0, 2, 3, 4, 1) + 1) / 2).clamp(0, 1)

@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
+from geogrpo.camera.se3 import invert_pose
+from geogrpo.camera.trajectory import SpeedPrior, sample_speed_rescaled
 from geogrpo.utils.checks import check_choice, check_int_range
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.paths import make_path, orbit_path
@@ -282,6 +284,43 @@ class MultiViewPairs(_WorldClips):
             "target_dynamic": tgt.dynamic,
             "caption": describe_scene(scene),
             "relative_kind": relative_kind,
+            "scene": scene.to_json(),
+        }
+
+
+class SpeedRescaledPairs(MultiViewPairs):
+    """Geo-Align's training pairs: a walking source (CityWalk's role) and a game-style target
+    path (OmniWorld's role) rescaled to sampled per-frame speed maxima (truncated Gaussians,
+    Geo-Align eqs. 8-14), relative to the source camera at the same frame. The true target clip
+    is rendered along it, so the world still knows the answer the policy is never shown."""
+
+    kind = "speed_pair"
+    translation_prior = SpeedPrior(mean=0.06, std=0.03, low=0.01, high=0.12)  # units / frame
+    rotation_prior = SpeedPrior(mean=0.03, std=0.015, low=0.005, high=0.06)  # rad / frame
+
+    def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
+        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
+        source_w2c = make_path("walking", self.num_frames, path_seed)
+        game = make_path("game", self.num_frames, path_seed + 1)
+        relative, v_t, v_r = sample_speed_rescaled(
+            game @ invert_pose(game[0]), self.translation_prior, self.rotation_prior, rng
+        )
+        target_w2c = relative @ source_w2c
+        src = render(scene, source_w2c, self.size, self.size)
+        tgt = render(scene, target_w2c, self.size, self.size)
+        return {
+            "source_video": src.rgb,
+            "source_depth": src.depth,
+            "source_w2c": src.w2c,
+            "target_video": tgt.rgb,
+            "target_depth": tgt.depth,
+            "target_w2c": tgt.w2c,
+            "relative_w2c": relative,
+            "intrinsics": src.intrinsics,
+            "source_dynamic": src.dynamic,
+            "target_dynamic": tgt.dynamic,
+            "caption": describe_scene(scene),
+            "relative_kind": f"game_rescaled_{v_t:.3f}u_{v_r:.3f}rad",
             "scene": scene.to_json(),
         }
 

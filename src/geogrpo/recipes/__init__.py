@@ -1,0 +1,2 @@
+"""Recipes: one YAML file per method and scale, and the only name -> object tables
+(:mod:`geogrpo.recipes.build`)."""

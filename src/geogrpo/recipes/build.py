@@ -1,0 +1,161 @@
+"""The only name -> object tables of the library, and the builders that use them.
+
+Recipes and the CLI name things (``trajectory``, ``tinygeo``); everything below this layer takes
+objects. Each estimator is built once per run and handed to every reward that needs it, so one
+batch runs it once (rewards cache estimates on the batch by estimator object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from geogrpo.perception.base import GeometryEstimator
+from geogrpo.rewards.base import Reward
+
+
+def _tinygeo(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.tinygeo import TinyGeoEstimator
+
+    return TinyGeoEstimator(**kwargs)
+
+
+def _classical(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.classical import ClassicalEstimator
+
+    return ClassicalEstimator(**kwargs)
+
+
+def _da3(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import DepthAnything3Estimator
+
+    return DepthAnything3Estimator(**kwargs)
+
+
+def _vggt(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import VGGTEstimator
+
+    return VGGTEstimator(**kwargs)
+
+
+def _mapanything(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.adapters import MapAnythingEstimator
+
+    return MapAnythingEstimator(**kwargs)
+
+
+ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
+    "tinygeo": _tinygeo,
+    "classical": _classical,
+    "da3": _da3,
+    "vggt": _vggt,
+    "mapanything": _mapanything,
+}
+
+
+def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
+    """An estimator by name: ``tinygeo``, ``classical``, or an adapter (``da3``, ``vggt``,
+    ``mapanything``: pass ``model_dir``)."""
+    if name not in ESTIMATORS:
+        raise ValueError(
+            f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"
+        )
+    return ESTIMATORS[name](**kwargs)
+
+
+@dataclass
+class Shared:
+    """Objects several rewards may share, built on first use."""
+
+    estimator_name: str
+    estimator_options: dict[str, Any]
+    _estimator: Any = None
+    _latent: Any = None
+
+    def estimator(self) -> GeometryEstimator:
+        if self._estimator is None:
+            self._estimator = build_estimator(self.estimator_name, **self.estimator_options)
+        return self._estimator
+
+    def latent_estimator(self) -> Any:
+        """The Latent Geometry Model stitched to the RGB estimator (only tinygeo ships one)."""
+        if self._latent is None:
+            if self.estimator_name != "tinygeo":
+                raise ValueError(
+                    f"options.source: latent rewards need a Latent Geometry Model; only tinygeo "
+                    f"has one (tinygeo-lgm), not {self.estimator_name!r}"
+                )
+            from geogrpo.perception.latent import LatentGeometryEstimator
+
+            self._latent = LatentGeometryEstimator("tinygeo-lgm")
+        return self._latent
+
+
+def _geometry_reward(cls_path: str) -> Callable[..., Reward]:
+    def make(shared: Shared, **options: Any) -> Reward:
+        module, name = cls_path.rsplit(".", 1)
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        latent = options.get("source") == "latent"
+        return cls(shared.latent_estimator() if latent else shared.estimator(), **options)
+
+    return make
+
+
+def _view_fidelity(shared: Shared, **options: Any) -> Reward:
+    from geogrpo.rewards.fidelity import ViewFidelityReward
+
+    if options.get("weights") and len(options["weights"]) == 4 and options["weights"][3] > 0:
+        from geogrpo.perception.quality import TinyQualityScorer
+
+        options.setdefault("quality", TinyQualityScorer.from_pretrained())
+    return ViewFidelityReward(**options)
+
+
+def _quality(shared: Shared, **options: Any) -> Reward:
+    from geogrpo.rewards.quality import QualityReward
+
+    return QualityReward(**options)
+
+
+def _composite(shared: Shared, **options: Any) -> Reward:
+    raise ValueError(
+        "rewards: list the parts as separate rewards with weights; the trainer keeps them "
+        "apart as [N, G, K] (composite is for scoring outside training)"
+    )
+
+
+REWARDS: dict[str, Callable[..., Reward]] = {
+    "trajectory": _geometry_reward("geogrpo.rewards.geometry.TrajectoryReward"),
+    "smoothness": _geometry_reward("geogrpo.rewards.geometry.SmoothnessReward"),
+    "reprojection": _geometry_reward("geogrpo.rewards.geometry.ReprojectionReward"),
+    "reconstruction": _geometry_reward("geogrpo.rewards.reconstruction.ReconstructionReward"),
+    "view_fidelity": _view_fidelity,
+    "quality": _quality,
+    "composite": _composite,
+}
+
+
+def build_reward(name: str, shared: Shared | None = None, **options: Any) -> Reward:
+    """A reward by name; geometry rewards get ``shared``'s estimator object."""
+    if name not in REWARDS:
+        raise ValueError(f"reward: unknown name {name!r}; known are {', '.join(sorted(REWARDS))}")
+    shared = shared or Shared("tinygeo", {})
+    try:
+        return REWARDS[name](shared, **options)
+    except TypeError as err:
+        raise ValueError(f"reward {name}: bad options {sorted(options)} ({err})") from None
+
+
+def build_rewards(specs: list[Any], estimator: str, estimator_options: dict[str, Any]):
+    """``[(name, weight, reward)]`` for a recipe's reward specs, one estimator shared by all."""
+    shared = Shared(estimator, dict(estimator_options))
+    return [
+        (spec.name, float(spec.weight), build_reward(spec.name, shared, **dict(spec.options)))
+        for spec in specs
+    ]
+
+
+def needs_pixels(reward: Reward) -> bool:
+    """Whether a reward reads the decoded video (latent rewards do not)."""
+    return getattr(reward, "source", "rgb") != "latent"

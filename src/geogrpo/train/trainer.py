@@ -1,0 +1,824 @@
+"""The GRPO trainer: one loop for every method; recipes only change its config.
+
+One step (DESIGN.md "Data through one training step"):
+
+    conditions (N) -> G rollouts each along the step plan (SDE steps keep latents + log-probs)
+      -> decode when a reward needs pixels -> rewards [N, G, K] -> advantages [N * G]
+      -> for each inner epoch, minibatch, micro-batch and trained step: new log-prob, ratio,
+         clipped loss (+ KL to the frozen reference) -> optimizer
+      -> log (with the ground truth beside every reward), evaluate, checkpoint
+
+Every random draw of step ``s`` comes from generators seeded by ``(seed, s)``, so a resumed run
+rebuilds exactly the conditions, noise and plans it would have drawn; the checkpoint holds the
+trainable weights, the optimizer and scheduler states and the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from geogrpo.eval.metrics import psnr_per_sample, ssim_per_sample
+from geogrpo.models.conditioning import Condition
+from geogrpo.models.policy import VideoPolicy
+from geogrpo.recipes.build import build_rewards, needs_pixels
+from geogrpo.rl.advantages import clip_advantages, group_advantages, multi_reward_advantages
+from geogrpo.rl.losses import gaussian_kl, grpo_step_loss, timestep_loss_weights
+from geogrpo.rl.rollout import DenoisingPath, denoise
+from geogrpo.rl.schedules import (
+    StepPlan,
+    flow_grpo_fast_plan,
+    flow_matching_timesteps,
+    full_sde_plan,
+    ode_plan,
+    random_subset_plan,
+    sliding_window_plan,
+)
+from geogrpo.rl.sde import SDE_STEPS, sde_step
+from geogrpo.train import run_checkpoint as ckpt
+from geogrpo.train.conditions import ConditionBatch, adevis_stage, concat, from_items
+from geogrpo.train.config import GRPOConfig, config_to_yaml
+from geogrpo.train.logging import RunLogger
+from geogrpo.train.rollout import policy_velocity
+from geogrpo.utils.io import atomic_write_json, atomic_write_text
+from geogrpo.utils.video import model_to_frames, write_video
+
+
+def seed_for(seed: int, step: int, purpose: str) -> int:
+    """A seed for one purpose of one step, the same in every process and on resume."""
+    return zlib.crc32(f"{seed}/{step}/{purpose}".encode())
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation of two ``[G]`` vectors (NaN when either is constant)."""
+    if a.numel() < 2 or float(a.std()) == 0 or float(b.std()) == 0:
+        return float("nan")
+    ra = a.argsort().argsort().double()
+    rb = b.argsort().argsort().double()
+    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+
+
+def watchdog_stats(video: Tensor, group_size: int) -> dict[str, float]:
+    """Statistics a hacked reward tends to move, of ``[B, F, H, W, 3]`` in [0, 1]: brightness,
+    saturation, high-frequency energy and diversity within a group."""
+    lum = video.mean(dim=-1)  # [B, F, H, W]
+    lap = (
+        4 * lum[..., 1:-1, 1:-1]
+        - lum[..., :-2, 1:-1]
+        - lum[..., 2:, 1:-1]
+        - lum[..., 1:-1, :-2]
+        - lum[..., 1:-1, 2:]
+    )
+    groups = video.reshape(-1, group_size, *video.shape[1:])
+    return {
+        "brightness": float(lum.mean()),
+        "saturation": float((video.amax(dim=-1) - video.amin(dim=-1)).mean()),
+        "high_frequency": float(lap.abs().mean()),
+        "diversity": float(groups.std(dim=1).mean()),
+    }
+
+
+@dataclass
+class Rollout:
+    """Everything one step's groups produced, read and written by each stage of the step."""
+
+    conditions: ConditionBatch  # B = N * G, group order
+    condition: Condition  # prepared, [B]
+    plan: StepPlan
+    path: DenoisingPath
+    video: Tensor | None = None  # [B, F, H, W, 3] in [0, 1]
+    rewards: Tensor | None = None  # [N, G, K]
+    reward_valid: Tensor | None = None  # [N, G, K] bool
+    advantages: Tensor | None = None  # [B]
+    sample_mask: Tensor | None = None  # [B] bool: samples of groups with a learning signal
+    active: list[int] = field(default_factory=list)  # reward indices used this step
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+class GRPOTrainer:
+    """A GRPO run in ``out_dir``; :meth:`train` runs it to ``config.steps``."""
+
+    def __init__(
+        self,
+        config: GRPOConfig,
+        out_dir: str | Path,
+        resume: str | None = None,
+    ) -> None:
+        self.config = config
+        self.out = Path(out_dir)
+        torch.set_num_threads(config.model.torch_threads)
+        torch.manual_seed(config.seed)
+        self.device = torch.device(config.model.device)
+        self.policy = VideoPolicy.from_pretrained(config.model.policy).to(self.device)
+        self.conditioning = self.policy.conditioning.name
+        self.trainable = self._select_trainable()
+        if config.model.gradient_checkpointing:
+            self.policy.enable_gradient_checkpointing()
+        self.reference = self._make_reference()
+        self.rewards = build_rewards(
+            config.rewards.rewards, config.rewards.estimator, config.rewards.estimator_options
+        )
+        self.pool = self._training_pool()
+        self.eval_sets = self._eval_sets()
+        params = [p for _, p in self.trainable]
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=config.optim.lr,
+            betas=tuple(config.optim.betas),
+            weight_decay=config.optim.weight_decay,
+        )
+        warmup = config.optim.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
+        )
+        self.step = 0
+        self.watch_base: dict[str, float] = {}
+        self.evals: dict[int, dict[str, Any]] = {}
+        if resume is not None:
+            self._resume(resume)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _select_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        cfg = self.config.model
+        for p in self.policy.parameters():
+            p.requires_grad_(False)
+        if cfg.trainable == "lora":
+            self.policy.add_lora(cfg.lora_rank, cfg.lora_alpha or None, cfg.lora_parts)
+        else:
+            self.policy.select_trainable(cfg.trainable)
+        return [(n, p) for n, p in self.policy.transformer.named_parameters() if p.requires_grad]
+
+    def _make_reference(self) -> torch.nn.Module | None:
+        """The frozen policy KL and the base-tail evaluation compare with: the LoRA base with
+        adapters off (no copy), else a frozen copy of the transformer, kept off the optimizer."""
+        needed = self.config.rl.kl_beta > 0 or self.config.eval.base_tail_steps > 0
+        if not needed or self.config.model.trainable == "lora":
+            return None
+        ref = copy.deepcopy(self.policy.transformer)
+        return ref.requires_grad_(False).eval()
+
+    @contextlib.contextmanager
+    def reference_policy(self) -> Iterator[VideoPolicy]:
+        """The policy with the reference weights in place, for one forward."""
+        if self.config.model.trainable == "lora":
+            with self.policy.transformer.disable_adapter():
+                yield self.policy
+            return
+        if self.reference is None:
+            raise ValueError("reference: enable rl.kl_beta or eval.base_tail_steps")
+        trained = self.policy.transformer
+        self.policy.transformer = self.reference
+        try:
+            yield self.policy
+        finally:
+            self.policy.transformer = trained
+
+    def _dataset(self, split: str, n: int, kind: str | None = None):
+        from geogrpo.world.datasets import (
+            MultiViewPairs,
+            SpeedRescaledPairs,
+            TextToVideoClips,
+            build_missing,
+        )
+
+        d = self.config.data
+        kind = kind or d.kind
+        cls = {
+            "pairs": MultiViewPairs,
+            "speed_pairs": SpeedRescaledPairs,
+            "clips": TextToVideoClips,
+        }
+        folder = {"pairs": "pairs", "speed_pairs": "speed_pairs", "clips": "t2v"}[kind]
+        cache = Path(d.data_dir) / folder / split
+        ds = cls[kind](
+            split,
+            n,
+            d.frames,
+            d.size,
+            seed=d.seed,
+            dynamic_fraction=d.dynamic_fraction,
+            cache_dir=cache,
+        )
+        build_missing(ds, range(n), d.workers)
+        return ds
+
+    def _training_pool(self) -> list[dict[str, Any]]:
+        from geogrpo.world.datasets import check_training_split
+
+        check_training_split("train")
+        if (self.conditioning in ("camera_v2v", "reproj_v2v")) == (
+            self.config.data.kind == "clips"
+        ):
+            raise ValueError(
+                f"data.kind: {self.config.data.kind!r} does not condition a {self.conditioning} "
+                "policy (v2v policies take pairs or speed_pairs, t2v policies clips)"
+            )
+        ds = self._dataset("train", self.config.data.train_items)
+        return [ds[i] for i in range(len(ds))]
+
+    def _eval_sets(self) -> dict[str, ConditionBatch]:
+        e = self.config.eval
+        sets = {}
+        if e.train_conditions:
+            sets["train"] = from_items(self.pool[: e.train_conditions], self.conditioning)
+        if e.val_conditions:
+            kind = "clips" if self.config.data.kind == "clips" else "pairs"
+            ds = self._dataset("val", e.val_conditions, kind)
+            sets["val"] = from_items([ds[i] for i in range(len(ds))], self.conditioning)
+        return sets
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def plan(self, step: int) -> StepPlan:
+        s = self.config.sampling
+        grid = flow_matching_timesteps(s.num_inference_steps, s.shift)
+        gen = torch.Generator().manual_seed(seed_for(self.config.seed, step, "plan"))
+        if s.schedule == "sliding_window":
+            return sliding_window_plan(
+                grid,
+                s.window_size,
+                step,
+                shift_interval=s.window_shift_interval,
+                stride=s.window_stride,
+            )
+        if s.schedule == "flow_grpo_fast":
+            return flow_grpo_fast_plan(grid, s.window_size, s.fast_max_start_fraction, gen)
+        if s.schedule == "random_subset":
+            return random_subset_plan(grid, s.num_train_steps, gen)
+        return full_sde_plan(grid)
+
+    def is_decoupled(self, step: int) -> bool:
+        """World-R1's periodic decoupled steps: dynamic scenes, general rewards only."""
+        every = self.config.data.decoupled_every
+        return every > 0 and (step + 1) % every == 0
+
+    def draw_conditions(self, step: int, gen: torch.Generator) -> ConditionBatch:
+        """N conditions of the pool, each repeated G times (per-sample ADEVIS stages for
+        DEVIS-GRPO)."""
+        s, d = self.config.sampling, self.config.data
+        pool = self.pool
+        if self.is_decoupled(step):
+            dynamic = [it for it in pool if bool(it.get("dynamic", it.get("source_dynamic")).any())]
+            pool = dynamic or pool
+        picks = torch.randint(len(pool), (s.conditions_per_step,), generator=gen).tolist()
+        batch = from_items([pool[i] for i in picks], self.conditioning)
+        if not d.adevis_strategies:
+            return batch.repeat(s.group_size)
+        groups = []
+        for n in range(len(batch)):
+            base = batch.select([n])
+            strategy = d.adevis_strategies[
+                int(torch.randint(len(d.adevis_strategies), (1,), generator=gen))
+            ]
+            groups.append(self._adevis_group(base, strategy, gen))
+        return concat(groups)
+
+    def _adevis_group(
+        self, base: ConditionBatch, strategy: str, gen: torch.Generator
+    ) -> ConditionBatch:
+        """DEVIS-GRPO eq. 14: G samples of one target, each with its own random accumulation
+        (stage count and increments); earlier stages are sampled with the current policy (ODE,
+        no gradient) and their depth estimated by the recipe's estimator."""
+        from geogrpo.camera.adevis import sample_group_plans
+
+        d, s = self.config.data, self.config.sampling
+        plans = sample_group_plans(
+            base.inputs.cameras[0].double(),
+            strategy,
+            s.group_size,
+            int(torch.randint(1 << 30, (1,), generator=gen)),
+            max_steps=d.adevis_max_steps,
+        )
+        members = []
+        for plan in plans:
+            previous = depth = None
+            for stage in plan[:-1]:
+                cond = adevis_stage(base, stage, previous, depth)
+                previous = self._sample_ode(cond, d.adevis_stage_steps, gen)
+                estimate = self._estimator().estimate(previous)
+                depth = estimate.depth.float()
+            members.append(adevis_stage(base, plan[-1], previous, depth))
+        return concat(members)
+
+    def _estimator(self):
+        for _, _, reward in self.rewards:
+            if getattr(reward, "estimator", None) is not None and hasattr(
+                reward.estimator, "estimate"
+            ):
+                return reward.estimator
+        from geogrpo.recipes.build import build_estimator
+
+        return build_estimator(self.config.rewards.estimator)
+
+    @torch.no_grad()
+    def _sample_ode(self, cond: ConditionBatch, steps: int, gen: torch.Generator) -> Tensor:
+        s = self.config.sampling
+        condition = self.policy.prepare(cond.prompts, cond.inputs, guidance_scale=s.guidance_scale)
+        f, (h, w) = cond.inputs.num_frames, cond.inputs.image_size
+        noise = self.policy.initial_noise(condition, f, h, w, gen)
+        plan = ode_plan(flow_matching_timesteps(steps, s.shift))
+        path = denoise(
+            policy_velocity(self.policy, condition, s.micro_batch_size), noise, plan, keep="none"
+        )
+        return model_to_frames(self.policy.decode(path.latents)).cpu()
+
+    def rollout(self, step: int) -> Rollout:
+        """Sample the step's groups along its plan; decode when needed."""
+        s = self.config.sampling
+        gen = torch.Generator().manual_seed(seed_for(self.config.seed, step, "rollout"))
+        conditions = self.draw_conditions(step, gen)
+        with torch.no_grad():
+            condition = self.policy.prepare(
+                conditions.prompts, conditions.inputs, guidance_scale=s.guidance_scale
+            )
+        f, (h, w) = conditions.inputs.num_frames, conditions.inputs.image_size
+        noise = self.policy.initial_noise(condition, f, h, w, gen)
+        plan = self.plan(step)
+        path = denoise(
+            policy_velocity(self.policy, condition, s.micro_batch_size),
+            noise,
+            plan,
+            s.noise_level,
+            s.sde_kind,
+            gen,
+        )
+        return Rollout(conditions=conditions, condition=condition, plan=plan, path=path)
+
+    def active_rewards(self, step: int) -> list[int]:
+        if not self.is_decoupled(step):
+            return list(range(len(self.rewards)))
+        keep = self.config.data.decoupled_rewards
+        return [k for k, (name, _, _) in enumerate(self.rewards) if name in keep]
+
+    def needs_video(self, step: int, active: list[int]) -> bool:
+        every = self.config.logging.truth_every
+        if any(needs_pixels(self.rewards[k][2]) for k in active):
+            return True
+        return every > 0 and step % every == 0
+
+    def decode(self, rollout: Rollout) -> Tensor:
+        with torch.no_grad():
+            chunks = [
+                self.policy.decode(x)
+                for x in rollout.path.latents.split(self.config.sampling.micro_batch_size)
+            ]
+        return model_to_frames(torch.cat(chunks)).cpu()
+
+    def score(self, rollout: Rollout) -> None:
+        """Rewards ``[N, G, K]`` (masked samples kept apart), advantages, and diagnostics."""
+        s, rl = self.config.sampling, self.config.rl
+        g = s.group_size
+        batch = rollout.conditions.reward_batch(rollout.video, rollout.path.latents.cpu())
+        scores, valid = [], []
+        for k in rollout.active:
+            name, _, reward = self.rewards[k]
+            out = reward(batch)
+            scores.append(out.scores)
+            valid.append(out.valid)
+        r = torch.stack(scores, dim=-1).reshape(-1, g, len(scores)).double()
+        v = torch.stack(valid, dim=-1).reshape(-1, g, len(scores))
+        weights = torch.tensor([self.rewards[k][1] for k in rollout.active], dtype=torch.float64)
+        if rl.per_reward:
+            adv = multi_reward_advantages(r, weights, rl.aggregate, rl.std_mode, sample_valid=v)
+        else:
+            combined = (r * weights).sum(dim=-1)
+            adv = group_advantages(combined, rl.std_mode, sample_valid=v.all(dim=-1))
+        flat, group_mask = adv.flat()
+        sample_ok = v.all(dim=-1).reshape(-1)
+        rollout.rewards, rollout.reward_valid = r, v
+        rollout.advantages = clip_advantages(flat, rl.adv_clip_max).float()
+        rollout.sample_mask = group_mask & sample_ok
+        d = rollout.diagnostics
+        d["reward_mean"] = (
+            float((r * weights).sum(-1)[v.all(-1)].mean()) if v.all(-1).any() else math.nan
+        )
+        d["zero_variance_groups"] = float((~adv.valid).float().mean())
+        d["valid_samples"] = float(sample_ok.float().mean())
+        d["advantage/mean"] = (
+            float(rollout.advantages[rollout.sample_mask].mean())
+            if rollout.sample_mask.any()
+            else 0.0
+        )
+        d["advantage/std"] = (
+            float(rollout.advantages[rollout.sample_mask].std())
+            if rollout.sample_mask.sum() > 1
+            else 0.0
+        )
+        d["advantage/abs_max"] = float(rollout.advantages.abs().max())
+        truth = (
+            self.truth_metrics(rollout.video, rollout.conditions)
+            if rollout.video is not None
+            else {}
+        )
+        for j, k in enumerate(rollout.active):
+            name = self.rewards[k][0]
+            rk, vk = r[..., j], v[..., j]
+            d[f"reward/{name}"] = float(rk[vk].mean()) if vk.any() else math.nan
+            d[f"reward_std_in_group/{name}"] = float(rk.std(dim=1, unbiased=False).mean())
+            for metric, values in truth.items():
+                per_group = [
+                    spearman(rk[n][vk[n]], values.reshape(-1, g)[n][vk[n]])
+                    for n in range(rk.shape[0])
+                ]
+                finite = [x for x in per_group if math.isfinite(x)]
+                d[f"spearman/{name}_vs_{metric}"] = (
+                    sum(finite) / len(finite) if finite else math.nan
+                )
+        for metric, values in truth.items():
+            d[f"truth/{metric}"] = float(values.mean())
+            d[f"truth_std_in_group/{metric}"] = float(
+                values.reshape(-1, g).std(dim=1, unbiased=False).mean()
+            )
+
+    def truth_metrics(self, video: Tensor, conditions: ConditionBatch) -> dict[str, Tensor]:
+        """Ground-truth metrics per sample where the world knows the truth: PSNR/SSIM against
+        the true target (v2v), agreement of the image motion with the caption's camera words
+        (t2v). Independent of every reward model."""
+        if conditions.truth is None:
+            return {}
+        if self.conditioning in ("camera_v2v", "reproj_v2v"):
+            return {
+                "psnr": psnr_per_sample(video, conditions.truth),
+                "ssim": ssim_per_sample(video, conditions.truth),
+            }
+        from geogrpo.eval.camera_words import camera_word_agreement
+
+        return {"camera_words": camera_word_agreement(video, conditions.truth)}
+
+    def update(self, rollout: Rollout, step: int) -> dict[str, float]:
+        """Clipped-ratio updates on the trained steps: ``inner_epochs`` passes over the batch,
+        ``minibatches`` optimizer steps each, micro-batches accumulated."""
+        s, rl = self.config.sampling, self.config.rl
+        plan, path = rollout.plan, rollout.path
+        trained = plan.train_indices
+        grid = plan.timesteps.tolist()
+        if rl.timestep_weights:
+            w, w_kl = timestep_loss_weights(plan.timesteps, s.noise_level, s.sde_kind, plan.train)
+        else:
+            w = w_kl = torch.ones(plan.num_steps)
+        b = rollout.advantages.shape[0]
+        gen = torch.Generator().manual_seed(seed_for(self.config.seed, step, "minibatch"))
+        adv = rollout.advantages.to(self.device)
+        mask = rollout.sample_mask.to(self.device)
+        ratios, clips, kls, losses, norms = [], [], [], [], []
+        first_ratio: list[Tensor] = []
+        for epoch in range(rl.inner_epochs):
+            order = torch.arange(b) if epoch == 0 else torch.randperm(b, generator=gen)
+            for mb_index, mb in enumerate(order.chunk(rl.minibatches)):
+                before_any_step = epoch == 0 and mb_index == 0
+                self.optimizer.zero_grad(set_to_none=True)
+                count = mask[mb].sum()
+                if int(count) == 0:
+                    continue
+                for micro in mb.split(s.micro_batch_size):
+                    rows = micro.tolist()
+                    cond = rollout.condition.select(rows)
+                    share = mask[micro].sum() / count
+                    for i in trained:
+                        x_t = path.states[i][micro]
+                        x_next = path.states[i + 1][micro]
+                        v = self.policy.velocity(x_t, grid[i], cond)
+                        new = sde_step(
+                            x_t,
+                            v,
+                            grid[i],
+                            grid[i + 1],
+                            s.noise_level,
+                            s.sde_kind,
+                            x_next=x_next,
+                            reduce=rl.log_prob_reduce,
+                        )
+                        kl = None
+                        if rl.kl_beta > 0:
+                            with torch.no_grad(), self.reference_policy() as ref:
+                                v_ref = ref.velocity(x_t, grid[i], cond)
+                            dist = SDE_STEPS[s.sde_kind](
+                                x_t, v_ref, grid[i], grid[i + 1], s.noise_level
+                            )
+                            kl = gaussian_kl(
+                                new.mean, new.std, dist.mean, dist.std, rl.log_prob_reduce
+                            )
+                        out = grpo_step_loss(
+                            new.log_prob,
+                            path.log_probs[i][micro],
+                            adv[micro],
+                            rl.clip_range,
+                            weight=float(w[i]),
+                            kl=kl,
+                            kl_beta=rl.kl_beta,
+                            kl_weight=float(w_kl[i]),
+                            mask=mask[micro],
+                        )
+                        (out.loss * share / len(trained)).backward()
+                        ratio = torch.exp(new.log_prob - path.log_probs[i][micro]).detach()
+                        keep = mask[micro]
+                        if keep.any():
+                            ratios.append(ratio[keep])
+                            if before_any_step:
+                                first_ratio.append(ratio[keep])
+                        clips.append(float(out.clip_fraction))
+                        kls.append(float(out.kl))
+                        losses.append(float(out.loss.detach()))
+                params = [p for _, p in self.trainable]
+                max_norm = self.config.optim.max_grad_norm
+                norm = torch.nn.utils.clip_grad_norm_(
+                    params, max_norm if max_norm > 0 else math.inf
+                )
+                if not torch.isfinite(norm):
+                    raise FloatingPointError(
+                        f"step {step}: the gradient norm is {float(norm)}; lower optim.lr or "
+                        "rl.clip_range, or check the rewards for outliers"
+                    )
+                norms.append(float(norm))
+                self.optimizer.step()
+        self.scheduler.step()
+        all_ratios = torch.cat(ratios) if ratios else torch.ones(1)
+        first = torch.cat(first_ratio) if first_ratio else torch.ones(1)
+        mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+        return {
+            "loss": mean(losses),
+            "kl": mean(kls),
+            "clip_frac": mean(clips),
+            "ratio_mean": float(all_ratios.mean()),
+            "ratio_min": float(all_ratios.min()),
+            "ratio_max": float(all_ratios.max()),
+            "ratio_first_max_dev": float((first - 1).abs().max()),
+            "grad_norm": mean(norms),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One full step; returns the logged row."""
+        times = {}
+        t0 = time.perf_counter()
+        roll = self.rollout(step)
+        roll.active = self.active_rewards(step)
+        times["time/rollout"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if self.needs_video(step, roll.active):
+            roll.video = self.decode(roll)
+        times["time/decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.score(roll)
+        times["time/reward"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stats = self.update(roll, step)
+        times["time/update"] = time.perf_counter() - t0
+        row = {**roll.diagnostics, **stats, **times}
+        row["decoupled"] = float(self.is_decoupled(step))
+        row["window_start"] = float(roll.plan.train_indices[0])
+        if roll.video is not None:
+            watch = watchdog_stats(roll.video, self.config.sampling.group_size)
+            for key, value in watch.items():
+                row[f"watchdog/{key}"] = value
+                base = self.watch_base.setdefault(key, value)
+                drift = abs(value - base) / max(abs(base), 1e-3)
+                if drift > self.config.logging.watchdog_tolerance:
+                    row[f"watchdog/warn_{key}"] = 1.0
+                    tqdm.write(
+                        f"warning: step {step + 1}: {key} moved {drift:.0%} from the base "
+                        f"model's {base:.4f} to {value:.4f}; a reward may be hacked"
+                    )
+        return row
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, step: int, base_tail: bool = False) -> dict[str, Any]:
+        """The recipe's rewards and the ground truth on the fixed conditions, ODE sampler, fixed
+        noise per condition; side-by-side videos (condition | output | truth) of val ones."""
+        s, e = self.config.sampling, self.config.eval
+        metrics: dict[str, Any] = {}
+        per_condition: dict[str, dict[str, list[float]]] = {}
+        for split, cond in self.eval_sets.items():
+            videos = []
+            for n in range(len(cond)):
+                one = cond.select([n])
+                condition = self.policy.prepare(
+                    one.prompts, one.inputs, guidance_scale=s.guidance_scale
+                )
+                f, (h, w) = one.inputs.num_frames, one.inputs.image_size
+                gen = torch.Generator().manual_seed(seed_for(self.config.seed, n, f"eval/{split}"))
+                noise = self.policy.initial_noise(condition, f, h, w, gen)
+                grid = flow_matching_timesteps(s.eval_num_inference_steps, s.shift)
+                velocity = self._eval_velocity(
+                    condition, grid, e.base_tail_steps if base_tail else 0
+                )
+                path = denoise(velocity, noise, ode_plan(grid), keep="none")
+                videos.append(
+                    (model_to_frames(self.policy.decode(path.latents)).cpu(), path.latents.cpu())
+                )
+            video = torch.cat([v for v, _ in videos])
+            latents = torch.cat([z for _, z in videos])
+            batch = cond.reward_batch(video, latents)
+            table: dict[str, list[float]] = {}
+            for name, _, reward in self.rewards:
+                out = reward(batch)
+                table[f"reward/{name}"] = [
+                    float(x) if ok else math.nan
+                    for x, ok in zip(out.scores, out.valid, strict=True)
+                ]
+            for metric, values in self.truth_metrics(video, cond).items():
+                table[f"truth/{metric}"] = values.tolist()
+            per_condition[split] = table
+            for key, values in table.items():
+                finite = [x for x in values if math.isfinite(x)]
+                metrics[f"eval/{split}/{key}"] = sum(finite) / len(finite) if finite else math.nan
+            if split == "val" and e.videos and not base_tail:
+                self._write_side_by_side(step, cond, video)
+        return {"metrics": metrics, "per_condition": per_condition}
+
+    def _eval_velocity(self, condition: Condition, grid: Tensor, tail: int) -> Callable:
+        trained = policy_velocity(self.policy, condition, self.config.sampling.micro_batch_size)
+        if tail == 0:
+            return trained
+        switch = float(grid[len(grid) - 1 - tail])
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            if t > switch:
+                return trained(x, t)
+            with self.reference_policy() as ref:
+                return ref.velocity(x, t, condition)
+
+        return velocity
+
+    def _write_side_by_side(self, step: int, cond: ConditionBatch, video: Tensor) -> None:
+        folder = self.out / "videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for n in range(min(self.config.eval.videos, len(cond))):
+            left = (
+                cond.source_frames[n]
+                if cond.source_frames is not None
+                else torch.zeros_like(video[n])
+            )
+            panels = [left, video[n]]
+            if cond.truth is not None:
+                panels.append(cond.truth[n])
+            rows.append(torch.cat(panels, dim=2))
+        write_video(folder / f"step_{step:05d}.mp4", torch.cat(rows, dim=1))
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Run to ``config.steps``: evaluate before, every ``eval.every`` steps and at the end;
+        checkpoint every ``checkpoint.every`` steps and at the end."""
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.yaml", config_to_yaml(cfg))
+        with RunLogger(
+            self.out, tensorboard=cfg.logging.tensorboard, resume_after=self.step
+        ) as log:
+            if self.step == 0 and 0 not in self.evals:
+                self._log_eval(log, 0)
+            bar = tqdm(
+                range(self.step, cfg.steps),
+                initial=self.step,
+                total=cfg.steps,
+                desc=f"GRPO {cfg.recipe}",
+                disable=not cfg.logging.progress,
+            )
+            for step in bar:
+                row = self.train_step(step)
+                self.step = step + 1
+                log.log(self.step, row)
+                bar.set_postfix(
+                    reward=f"{row['reward_mean']:.3f}",
+                    **{
+                        k.split("/")[1]: f"{v:.3f}"
+                        for k, v in row.items()
+                        if k.startswith("truth/")
+                    },
+                )
+                last = self.step == cfg.steps
+                if last or (cfg.eval.every and self.step % cfg.eval.every == 0):
+                    self._log_eval(log, self.step)
+                if last or (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0):
+                    self.save_checkpoint()
+        summary = self.summary()
+        atomic_write_json(self.out / "summary.json", summary)
+        return summary
+
+    def _log_eval(self, log: RunLogger, step: int) -> None:
+        result = self.evaluate(step)
+        if self.config.eval.base_tail_steps and step > 0:
+            tail = self.evaluate(step, base_tail=True)
+            result["metrics"].update(
+                {k.replace("eval/", "eval_base_tail/"): v for k, v in tail["metrics"].items()}
+            )
+        self.evals[step] = result
+        log.log(step, result["metrics"])
+        atomic_write_json(self.out / "evals.json", {str(k): v for k, v in self.evals.items()})
+
+    def summary(self) -> dict[str, Any]:
+        """Base (step 0) vs trained (last evaluation) on the fixed conditions: mean change per
+        metric with a 95 % t-interval over conditions and how many went up."""
+        if 0 not in self.evals or len(self.evals) < 2:
+            return {"steps": self.step}
+        first, last = self.evals[0]["per_condition"], self.evals[max(self.evals)]["per_condition"]
+        table = {}
+        for split in first:
+            for key in first[split]:
+                pairs = [
+                    (a, b)
+                    for a, b in zip(first[split][key], last[split][key], strict=True)
+                    if math.isfinite(a) and math.isfinite(b)
+                ]
+                table[f"{split}/{key}"] = change_with_interval(pairs)
+        return {
+            "steps": self.step,
+            "base_step": 0,
+            "trained_step": max(self.evals),
+            "changes": table,
+        }
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "watch_base": self.watch_base,
+            "evals": self.evals,
+        }
+        weights = {n: p.detach().cpu() for n, p in self.trainable}
+        return ckpt.save_checkpoint(
+            self.out / "checkpoints",
+            self.step,
+            weights,
+            state,
+            self.config.to_dict(),
+            keep_last=self.config.checkpoint.keep_last,
+        )
+
+    def _resume(self, resume: str) -> None:
+        path = ckpt.find_checkpoint(self.out / "checkpoints", resume)
+        if path is None:
+            return  # --resume auto with nothing saved yet: a fresh run
+        weights, state, saved = ckpt.load_checkpoint(path)
+        ckpt.check_same_settings(saved, self.config.to_dict(), RESUME_FREE, path)
+        params = dict(self.trainable)
+        missing = sorted(set(params) - set(weights))
+        if missing:
+            raise ValueError(f"{path}: the checkpoint lacks trainable weights {missing[:3]}")
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(weights[name].to(p))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.watch_base = dict(state["watch_base"])
+        self.evals = dict(state["evals"])
+
+
+# Settings a resumed run may change: where and how it logs, not what it computes.
+RESUME_FREE = (
+    "steps",
+    "model.device",
+    "model.torch_threads",
+    "logging.",
+    "checkpoint.",
+    "eval.every",
+    "eval.videos",
+    "data.workers",
+    "data.data_dir",
+)
+
+
+def change_with_interval(pairs: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean of ``after - before`` over conditions, its 95 % t-interval, and the count that rose."""
+    if not pairs:
+        return {"n": 0}
+    diffs = torch.tensor([b - a for a, b in pairs], dtype=torch.float64)
+    n = diffs.numel()
+    mean = float(diffs.mean())
+    if n > 1:
+        from scipy.stats import t as student_t
+
+        half = float(student_t.ppf(0.975, n - 1)) * float(diffs.std()) / math.sqrt(n)
+    else:
+        half = math.nan
+    return {
+        "n": n,
+        "before": sum(a for a, _ in pairs) / n,
+        "after": sum(b for _, b in pairs) / n,
+        "change": mean,
+        "ci95_low": mean - half,
+        "ci95_high": mean + half,
+        "rose": int((diffs > 0).sum()),
+    }
