@@ -29,12 +29,9 @@ def accuracy(n: int) -> None:
     from geogrpo.perception.classical import ClassicalEstimator
     from geogrpo.perception.latent import LatentGeometryEstimator
     from geogrpo.perception.tinygeo import TinyGeoEstimator
-    from geogrpo.train.perception import (
-        encode_clips,
-        evaluate_geometry,
-        geometry_accuracy,
-        load_clips,
-    )
+    from geogrpo.pretrain.common import load_clips
+    from geogrpo.pretrain.lgm import encode_clips
+    from geogrpo.pretrain.tinygeo import evaluate_geometry, geometry_accuracy
 
     ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
     lgm = LatentGeometryEstimator()
@@ -58,12 +55,12 @@ def accuracy(n: int) -> None:
 
 def reward_times(n: int) -> None:
     from geogrpo.perception.tinygeo import TinyGeoEstimator
+    from geogrpo.pretrain.common import load_clips
     from geogrpo.rewards.base import RewardBatch
     from geogrpo.rewards.fidelity import ViewFidelityReward
     from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward, TrajectoryReward
     from geogrpo.rewards.quality import QualityReward
     from geogrpo.rewards.reconstruction import ReconstructionReward
-    from geogrpo.train.perception import load_clips
 
     clips = load_clips("val", n // 2, 17, 96, "data")
     video = clips["video"].float() / 255
@@ -127,7 +124,8 @@ def one_path(path: str, latents_file: str) -> dict[str, float]:
 def latent_vs_rgb(n: int) -> None:
     from geogrpo.models.autoencoder import load_autoencoder
     from geogrpo.models.policy import PRETRAINED_DIR
-    from geogrpo.train.perception import encode_clips, load_clips
+    from geogrpo.pretrain.common import load_clips
+    from geogrpo.pretrain.lgm import encode_clips
 
     ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
     latents = encode_clips(ae, load_clips("val", n // 2, 17, 96, "data")["video"])
@@ -156,9 +154,9 @@ def latent_vs_rgb(n: int) -> None:
 
 def reconstruction_ranking(n: int) -> None:
     from geogrpo.perception.tinygeo import TinyGeoEstimator
+    from geogrpo.pretrain.common import load_clips
     from geogrpo.rewards.base import RewardBatch
     from geogrpo.rewards.reconstruction import ReconstructionReward
-    from geogrpo.train.perception import load_clips
 
     clips = load_clips("val", n, 17, 96, "data")
     video = clips["video"].float() / 255  # [2 n, F, H, W, 3], two views per pair

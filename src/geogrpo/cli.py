@@ -293,57 +293,59 @@ def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from geogrpo.train import perception, pretrain
-
-    if args.pretrain_command == "quality":
-        metrics = perception.pretrain_quality(
-            config_from_args(perception.QualityPretrainConfig, args)
-        )
-    elif args.pretrain_command == "lgm":
-        metrics = perception.pretrain_lgm(config_from_args(perception.LGMPretrainConfig, args))
-    elif args.pretrain_command == "tinygeo":
-        metrics = perception.pretrain_tinygeo(
-            config_from_args(perception.TinyGeoPretrainConfig, args)
-        )
-    elif args.pretrain_command == "autoencoder":
-        metrics = pretrain.pretrain_autoencoder(
-            config_from_args(pretrain.AutoencoderPretrainConfig, args)
-        )
-    elif args.pretrain_command == "export":
-        metrics = pretrain.export_policy(config_from_args(pretrain.PolicyExportConfig, args))
+    """Run one pretraining; its module (torch, diffusers, the models) is imported only now."""
+    command = args.pretrain_command
+    if command == "autoencoder":
+        from geogrpo.pretrain.autoencoder import pretrain_autoencoder as run
+    elif command == "policy":
+        from geogrpo.pretrain.policy import pretrain_policy as run
+    elif command == "export":
+        from geogrpo.pretrain.policy import export_policy as run
+    elif command == "tinygeo":
+        from geogrpo.pretrain.tinygeo import pretrain_tinygeo as run
+    elif command == "lgm":
+        from geogrpo.pretrain.lgm import pretrain_lgm as run
     else:
-        metrics = pretrain.pretrain_policy(config_from_args(pretrain.PolicyPretrainConfig, args))
+        from geogrpo.pretrain.quality import pretrain_quality as run
+    metrics = run(config_from_args(args.pretrain_config, args))
     print("\n".join(f"{k}: {v}" for k, v in metrics.items()))
     return 0
 
 
 def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
-    from geogrpo.train import perception, pretrain
+    from geogrpo.pretrain import config
 
     p = sub.add_parser(
         "pretrain", help="supervised pretraining of the embedded tiny models (autoencoder, DiTs)"
     )
     psub = p.add_subparsers(dest="pretrain_command", metavar="MODEL", required=True)
-    ae = psub.add_parser("autoencoder", help="the embedded frame autoencoder")
-    add_dataclass_arguments(ae, pretrain.AutoencoderPretrainConfig)
-    ae.set_defaults(func=_pretrain)
-    dit = psub.add_parser("policy", help="a tiny Wan DiT + text encoder for one conditioning")
-    add_dataclass_arguments(dit, pretrain.PolicyPretrainConfig)
-    dit.set_defaults(func=_pretrain)
-    export = psub.add_parser(
-        "export", help="re-save a trained policy for shipping (float16 transformer weights)"
-    )
-    add_dataclass_arguments(export, pretrain.PolicyExportConfig)
-    export.set_defaults(func=_pretrain)
-    geo = psub.add_parser("tinygeo", help="the embedded geometry estimator (cameras, depth)")
-    add_dataclass_arguments(geo, perception.TinyGeoPretrainConfig)
-    geo.set_defaults(func=_pretrain)
-    lgm = psub.add_parser("lgm", help="the Latent Geometry Model: tinygeo from VAE latents")
-    add_dataclass_arguments(lgm, perception.LGMPretrainConfig)
-    lgm.set_defaults(func=_pretrain)
-    quality = psub.add_parser("quality", help="the stand-in quality scorer (ranks clean first)")
-    add_dataclass_arguments(quality, perception.QualityPretrainConfig)
-    quality.set_defaults(func=_pretrain)
+    for name, cls, help_text in (
+        ("autoencoder", config.AutoencoderPretrainConfig, "the embedded frame autoencoder"),
+        (
+            "policy",
+            config.PolicyPretrainConfig,
+            "a tiny Wan DiT + text encoder for one conditioning",
+        ),
+        (
+            "export",
+            config.PolicyExportConfig,
+            "re-save a trained policy for shipping (float16 transformer weights)",
+        ),
+        (
+            "tinygeo",
+            config.TinyGeoPretrainConfig,
+            "the embedded geometry estimator (cameras, depth)",
+        ),
+        ("lgm", config.LGMPretrainConfig, "the Latent Geometry Model: tinygeo from VAE latents"),
+        (
+            "quality",
+            config.QualityPretrainConfig,
+            "the stand-in quality scorer (ranks clean first)",
+        ),
+    ):
+        command = psub.add_parser(name, help=help_text)
+        add_dataclass_arguments(command, cls)
+        command.set_defaults(func=_pretrain, pretrain_config=cls)
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:

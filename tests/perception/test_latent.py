@@ -6,9 +6,9 @@ import torch
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.perception.latent import LatentGeometryEstimator, LatentGeometryModel
 from geogrpo.perception.tinygeo import TinyGeo
+from geogrpo.pretrain.lgm import prediction_alignment_loss
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward
-from geogrpo.train.perception import prediction_alignment_loss
 
 
 @pytest.fixture(scope="module")

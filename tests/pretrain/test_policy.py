@@ -1,73 +1,27 @@
-"""Pretraining loops on tiny clips: they learn; what they write loads and matches its manifest."""
+"""Policy pretraining on tiny clips: it learns, saves a loadable policy and an exportable one,
+resumes exactly; the latent cache, the loss and the time distribution against exact answers."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.policy import SAMPLE_PREDICTION_T_MIN, VideoPolicy
-from geogrpo.train import pretrain
-from geogrpo.train.pretrain import (
-    AutoencoderPretrainConfig,
+from geogrpo.pretrain import policy as policy_pretraining
+from geogrpo.pretrain.common import file_sha256
+from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
+from geogrpo.pretrain.policy import (
     LatentSet,
-    PolicyExportConfig,
-    PolicyPretrainConfig,
     cached_latents,
-    evaluate_autoencoder,
     export_policy,
-    file_sha256,
     flow_matching_loss,
-    load_videos,
-    pretrain_autoencoder,
     pretrain_policy,
     training_times,
 )
 from tests.models.test_policy import PROMPT, tiny_policy
-
-SMALL = {"frames": 5, "size": 32}
-
-
-@pytest.fixture(scope="module")
-def autoencoder_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrain")
-    cfg = AutoencoderPretrainConfig(
-        out=str(root / "ae"),
-        data_dir=str(root / "data" / "t2v"),
-        n_train=6,
-        n_val=2,
-        steps=60,
-        batch_frames=8,
-        crop=32,
-        widths=(8, 8, 8),
-        frame_channels=4,
-        eval_every=30,
-        stats_clips=6,
-        **SMALL,
-    )
-    return root, cfg, pretrain_autoencoder(cfg)
-
-
-def test_autoencoder_learns_and_its_manifest_matches_the_files(autoencoder_run):
-    root, cfg, metrics = autoencoder_run
-    val = load_videos("t2v", "val", 2, cfg.data_dir, "video", **SMALL)
-    torch.manual_seed(cfg.seed)
-    untrained = evaluate_autoencoder(FrameAutoencoder(4, (8, 8, 8)), val)
-    assert metrics["val_psnr_db"] > untrained + 3
-    manifest = json.loads((root / "ae" / "manifest.json").read_text())
-    assert manifest["sha256"] == {
-        "model.safetensors": file_sha256(root / "ae" / "model.safetensors")
-    }
-    assert manifest["config"]["steps"] == 60 and manifest["wall_time_s"] > 0
-    loaded = FrameAutoencoder.from_pretrained(root / "ae")
-    z = loaded.encode(torch.zeros(1, 3, 5, 32, 32))
-    assert z.shape == (1, 16, 2, 4, 4)
-    stats = load_videos("t2v", "train", 6, cfg.data_dir, "video", **SMALL).float() / 127.5 - 1
-    z = loaded.encode(stats)
-    assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1) < 0.1  # normalised latents
+from tests.pretrain.runs import SMALL, fails_on_call
 
 
 @pytest.mark.parametrize("conditioning", ["t2v", "camera_v2v", "reproj_v2v"])
@@ -145,27 +99,12 @@ def check_export(source, out, run_manifest):
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ValueError, match="crop"):
-        AutoencoderPretrainConfig(crop=60)
     with pytest.raises(ValueError, match="conditioning"):
         pretrain_policy(PolicyPretrainConfig(conditioning="image"))
     with pytest.raises(ValueError, match="dtype"):
         PolicyExportConfig(dtype="int8")
     with pytest.raises(ValueError, match="loss"):
         PolicyPretrainConfig(loss="l1")
-
-
-def fails_on_call(n: int, real: Callable) -> Callable:
-    """``real``, except that its ``n``-th call raises: a run stopped partway."""
-    calls = []
-
-    def wrapper(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == n:
-            raise RuntimeError("simulated power cut")
-        return real(*args, **kwargs)
-
-    return wrapper
 
 
 def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
@@ -196,7 +135,7 @@ def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
 
     pretrain_policy(config("whole"))
     with monkeypatch.context() as m:  # calls: steps 1-3, val at 3, step 4, step 5
-        m.setattr(pretrain, "flow_matching_loss", fails_on_call(6, flow_matching_loss))
+        m.setattr(policy_pretraining, "flow_matching_loss", fails_on_call(6, flow_matching_loss))
         with pytest.raises(RuntimeError, match="power cut"):
             pretrain_policy(config("cut"))
     logged = [json.loads(r)["step"] for r in (root / "cut/logs/metrics.jsonl").open()]
@@ -216,34 +155,6 @@ def test_an_interrupted_run_resumes_exactly(autoencoder_run, monkeypatch):
     assert rows["cut"][-1]["val_loss"] == rows["whole"][-1]["val_loss"]
     with pytest.raises(FileNotFoundError, match="without --resume"):  # it finished
         pretrain_policy(config("cut", resume=True))
-
-
-def test_an_interrupted_autoencoder_run_resumes_exactly(autoencoder_run, monkeypatch):
-    root, ae_cfg, _ = autoencoder_run
-
-    def config(out: str, **changes) -> AutoencoderPretrainConfig:
-        settings = {**ae_cfg.__dict__, "out": str(root / out), "steps": 6, "eval_every": 3}
-        return AutoencoderPretrainConfig(**{**settings, **changes})
-
-    pretrain_autoencoder(config("ae-whole"))
-    with monkeypatch.context() as m:  # one call a step: stops during step 5
-        m.setattr(
-            pretrain,
-            "frame_reconstruction_loss",
-            fails_on_call(5, pretrain.frame_reconstruction_loss),
-        )
-        with pytest.raises(RuntimeError, match="power cut"):
-            pretrain_autoencoder(config("ae-cut"))
-    pretrain_autoencoder(config("ae-cut", resume=True))
-    whole = load_file(str(root / "ae-whole" / "model.safetensors"))
-    cut = load_file(str(root / "ae-cut" / "model.safetensors"))
-    assert all(torch.equal(whole[k], cut[k]) for k in whole)
-    losses = {
-        name: [json.loads(r).get("loss") for r in (root / name / "logs/metrics.jsonl").open()]
-        for name in ("ae-whole", "ae-cut")
-    }
-    assert losses["ae-cut"] == losses["ae-whole"] and len(losses["ae-cut"]) == 7  # + final row
-    assert not (root / "ae-cut" / "latest").exists()
 
 
 def test_the_device_is_checked_before_any_work():
