@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,12 @@ from tqdm.auto import tqdm
 from geogrpo.eval.metrics import psnr
 from geogrpo.models.autoencoder import FrameAutoencoder, frame_reconstruction_loss
 from geogrpo.pretrain.common import (
-    TRAIN_STATE,
     load_videos,
-    resume_train_state,
-    save_train_state,
     to_signed,
     write_manifest,
 )
 from geogrpo.pretrain.config import AutoencoderPretrainConfig
+from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
 from geogrpo.world.datasets import check_training_split
 
@@ -70,9 +69,9 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     size = frames.shape[-1]
     state_path = out / "latest" / TRAIN_STATE
-    trained = {"autoencoder": model}
+    parts = {"autoencoder": model, "optimizer": opt, "scheduler": sched, "generator": gen}
     done, wall_before = (
-        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+        resume_train_state(state_path, asdict(cfg), parts) if cfg.resume else (0, 0.0)
     )
     start = time.perf_counter()
     with RunLogger(out / "logs", resume_after=done) as logger:
@@ -101,7 +100,7 @@ def pretrain_autoencoder(cfg: AutoencoderPretrainConfig) -> dict[str, Any]:
             logger.log(step, row)
             if evaluate and step < cfg.steps:
                 wall_s = wall_before + time.perf_counter() - start
-                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
+                save_train_state(state_path, asdict(cfg), step, wall_s, parts)
         mean, std = latent_statistics(model, train[: cfg.stats_clips])
         model.latents_mean.copy_(mean)
         model.latents_std.copy_(std)

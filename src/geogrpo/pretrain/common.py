@@ -1,5 +1,5 @@
-"""What every pretraining shares: the world's clips as tensors, resumable train state, and the
-``manifest.json`` that records how a checkpoint was made."""
+"""What every pretraining shares: the world's clips as tensors, and the ``manifest.json`` that
+records how a checkpoint was made."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geogrpo.camera.se3 import relative_to_first
-from geogrpo.utils.io import atomic_path, atomic_write_json
+from geogrpo.utils.io import atomic_write_json
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 
 
@@ -119,72 +119,3 @@ def write_manifest(
     if init_from_manifest is not None:
         manifest["init_from_manifest"] = init_from_manifest
     return atomic_write_json(out / "manifest.json", manifest)
-
-
-TRAIN_STATE = "train_state.pt"
-
-
-# Settings that may change between an interrupted run and its resumption: they change where and
-# how fast it runs, or how often it is saved, not what it computes.
-_RESUME_FREE = ("resume", "workers", "device", "eval_every")
-
-
-def _resumable(cfg: Any) -> dict[str, Any]:
-    return {k: v for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
-
-
-def save_train_state(
-    path: Path,
-    cfg: Any,
-    step: int,
-    wall_s: float,
-    modules: dict[str, torch.nn.Module],
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    gen: torch.Generator,
-) -> None:
-    """Everything a run needs to continue after ``step`` exactly, in one atomic file (so the
-    weights and the optimizer state always belong to the same step)."""
-    state = {
-        "step": step,
-        "wall_s": wall_s,
-        "config": _resumable(cfg),
-        "modules": {name: m.state_dict() for name, m in modules.items()},
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "generator": gen.get_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def resume_train_state(
-    path: Path,
-    cfg: Any,
-    modules: dict[str, torch.nn.Module],
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    gen: torch.Generator,
-) -> tuple[int, float]:
-    """Restore what :func:`save_train_state` wrote, after checking it was written under the
-    same settings; returns ``(step, wall_s)`` of the saved point."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"resume: no {path}; a run saves it at each evaluation (every --eval-every steps), "
-            "so this one stopped before its first, or finished; start it without --resume"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved, now = state["config"], _resumable(cfg)
-    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
-    if changed:
-        raise ValueError(
-            f"resume: {path} was written with other settings ({', '.join(changed)}: "
-            f"{[saved.get(k) for k in changed]} there, {[now.get(k) for k in changed]} now); "
-            f"only {', '.join(_RESUME_FREE)} may change on resume"
-        )
-    for name, module in modules.items():
-        module.load_state_dict(state["modules"][name])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    gen.set_state(state["generator"])
-    return state["step"], state["wall_s"]

@@ -178,12 +178,15 @@ class LGMPretrainConfig:
     frames: int = 17
     size: int = 96
     seed: int = 0
+    save_every: int = 100  # steps (both stages counted) between saves of out/latest/train_state.pt
+    resume: bool = False  # continue from out/latest/train_state.pt exactly (pretrain policy's)
 
     def __post_init__(self) -> None:
         from geogrpo.utils.checks import check_int_range, check_positive
 
         check_int_range("feature_steps", self.feature_steps, 0)
         check_int_range("prediction_steps", self.prediction_steps, 0)
+        check_int_range("save_every", self.save_every, 1)
         check_positive("lr", self.lr)
 
 
@@ -202,9 +205,12 @@ class QualityPretrainConfig:
     size: int = 96
     seed: int = 0
     n_val: int = 16
+    save_every: int = 100  # steps between saves of out/latest/train_state.pt
+    resume: bool = False  # continue from out/latest/train_state.pt exactly (pretrain policy's)
 
     def __post_init__(self) -> None:
         from geogrpo.utils.checks import check_int_range, check_positive
 
         check_int_range("steps", self.steps, 1)
+        check_int_range("save_every", self.save_every, 1)
         check_positive("lr", self.lr)

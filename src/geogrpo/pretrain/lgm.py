@@ -4,7 +4,9 @@ of connector and downstream layers against the frozen RGB model)."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator
 from geogrpo.pretrain.common import load_clips, write_manifest
 from geogrpo.pretrain.config import LGMPretrainConfig
 from geogrpo.pretrain.tinygeo import geometry_accuracy
+from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
 from geogrpo.world.datasets import check_training_split
 
@@ -61,16 +64,43 @@ def pretrain_lgm(cfg: LGMPretrainConfig) -> dict[str, Any]:
     val_latents = encode_clips(autoencoder, val["video"])
     lgm = LatentGeometryModel(teacher, latents.shape[1], cfg.hidden)
     n = latents.shape[0]
+    # stage: (steps, trained parameters, peak learning rate); both optimizers exist from the
+    # start so that one train state holds whichever stage a run stopped in
+    stages = {
+        "feature": (cfg.feature_steps, list(lgm.connector.parameters()), cfg.lr),
+        "prediction": (cfg.prediction_steps, list(lgm.parameters()), cfg.lr / 3),
+    }
+    optimizers = {k: torch.optim.AdamW(params, lr=lr) for k, (_, params, lr) in stages.items()}
+    schedules = {
+        k: torch.optim.lr_scheduler.OneCycleLR(
+            optimizers[k], lr, total_steps=max(steps, 1), pct_start=0.1
+        )
+        for k, (steps, _, lr) in stages.items()
+    }
+    parts = {
+        "lgm": lgm,
+        **{f"{k}_optimizer": opt for k, opt in optimizers.items()},
+        **{f"{k}_scheduler": sched for k, sched in schedules.items()},
+        "generator": gen,
+    }
+    total = cfg.feature_steps + cfg.prediction_steps
+    state_path = out / "latest" / TRAIN_STATE
+    done, wall_before = (
+        resume_train_state(state_path, asdict(cfg), parts) if cfg.resume else (0, 0.0)
+    )
     start = time.perf_counter()
-    with RunLogger(out / "logs") as logger:
-        for stage, steps in (("feature", cfg.feature_steps), ("prediction", cfg.prediction_steps)):
-            params = list(lgm.connector.parameters() if stage == "feature" else lgm.parameters())
+    with RunLogger(out / "logs", resume_after=done) as logger:
+        offset = 0  # steps of the stages before this one
+        for stage, (steps, params, _) in stages.items():
             lgm.geo.requires_grad_(stage == "prediction")
-            opt = torch.optim.AdamW(params, lr=cfg.lr if stage == "feature" else cfg.lr / 3)
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, opt.param_groups[0]["lr"], total_steps=max(steps, 1), pct_start=0.1
-            )
-            for step in tqdm(range(1, steps + 1), desc=f"lgm {stage} alignment"):
+            opt, sched = optimizers[stage], schedules[stage]
+            skipped = min(max(done - offset, 0), steps)
+            for step in tqdm(
+                range(skipped + 1, steps + 1),
+                desc=f"lgm {stage} alignment",
+                initial=skipped,
+                total=steps,
+            ):
                 idx = torch.randint(n, (cfg.batch,), generator=gen)
                 video = train["video"][idx].float() / 255
                 with torch.no_grad():
@@ -85,9 +115,12 @@ def pretrain_lgm(cfg: LGMPretrainConfig) -> dict[str, Any]:
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
-                offset = 0 if stage == "feature" else cfg.feature_steps
                 logger.log(offset + step, {f"{stage}_loss": float(loss.detach())})
-    wall = time.perf_counter() - start
+                if (offset + step) % cfg.save_every == 0 and offset + step < total:
+                    wall_s = wall_before + time.perf_counter() - start
+                    save_train_state(state_path, asdict(cfg), offset + step, wall_s, parts)
+            offset += steps
+    wall = wall_before + time.perf_counter() - start
     lgm.eval()
     latent_est = LatentGeometryEstimator(lgm)
     rgb_est = TinyGeoEstimator(teacher)
@@ -98,6 +131,7 @@ def pretrain_lgm(cfg: LGMPretrainConfig) -> dict[str, Any]:
     ):
         metrics.update({f"val/{name}/{k}": v for k, v in geometry_accuracy(est, val).items()})
     lgm.save_pretrained(out)
+    shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final model
     metrics["params_connector"] = sum(p.numel() for p in lgm.connector.parameters())
     write_manifest(out, cfg, metrics, wall)
     return metrics

@@ -40,14 +40,12 @@ from geogrpo.models.policy import (
 )
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.pretrain.common import (
-    TRAIN_STATE,
     invocation,
-    resume_train_state,
-    save_train_state,
     weight_digests,
     write_manifest,
 )
 from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
+from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.datasets import (
@@ -340,9 +338,15 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     state_path = out / "latest" / TRAIN_STATE
-    trained = {"transformer": transformer, "text_encoder": text_encoder}
+    parts = {
+        "transformer": transformer,
+        "text_encoder": text_encoder,
+        "optimizer": opt,
+        "scheduler": sched,
+        "generator": gen,
+    }
     done, wall_before = (
-        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+        resume_train_state(state_path, asdict(cfg), parts) if cfg.resume else (0, 0.0)
     )
     val_gen_seed = cfg.seed + 1
     start = time.perf_counter()
@@ -403,7 +407,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             if evaluate and step < cfg.steps:  # a usable policy mid-run, and where to resume
                 policy.save_pretrained(out / "latest")
                 wall_s = wall_before + time.perf_counter() - start
-                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
+                save_train_state(state_path, asdict(cfg), step, wall_s, parts)
     wall = wall_before + time.perf_counter() - start
     text_encoder.requires_grad_(False).eval()
     policy.save_pretrained(out)

@@ -3,7 +3,9 @@ the same frames degraded the ways generated video is (blur, noise, colour, autoe
 
 from __future__ import annotations
 
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from geogrpo.models.policy import PRETRAINED_DIR as POLICY_PRETRAINED_DIR
 from geogrpo.perception.quality import TinyQualityScorer
 from geogrpo.pretrain.common import gaussian_blur, load_clips, write_manifest
 from geogrpo.pretrain.config import QualityPretrainConfig
+from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
 from geogrpo.world.datasets import check_training_split
 
@@ -57,9 +60,15 @@ def pretrain_quality(cfg: QualityPretrainConfig) -> dict[str, Any]:
     model = TinyQualityScorer(cfg.width)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    state_path = out / "latest" / TRAIN_STATE
+    parts = {"quality": model, "optimizer": opt, "scheduler": sched, "generator": gen}
+    done, wall_before = (
+        resume_train_state(state_path, asdict(cfg), parts) if cfg.resume else (0, 0.0)
+    )
     start = time.perf_counter()
-    with RunLogger(out / "logs") as logger:
-        for step in tqdm(range(1, cfg.steps + 1), desc="pretrain quality"):
+    with RunLogger(out / "logs", resume_after=done) as logger:
+        steps = range(done + 1, cfg.steps + 1)
+        for step in tqdm(steps, desc="pretrain quality", initial=done, total=cfg.steps):
             # every step sees every degradation: with one kind per step the scorer settled on
             # "high frequency is bad" (noise and noisy generations outvoted blur), ranking
             # blurred frames above clean ones
@@ -82,7 +91,10 @@ def pretrain_quality(cfg: QualityPretrainConfig) -> dict[str, Any]:
             opt.step()
             sched.step()
             logger.log(step, {"loss": float(loss.detach())})
-    wall = time.perf_counter() - start
+            if step % cfg.save_every == 0 and step < cfg.steps:
+                wall_s = wall_before + time.perf_counter() - start
+                save_train_state(state_path, asdict(cfg), step, wall_s, parts)
+    wall = wall_before + time.perf_counter() - start
     model.eval()
     metrics: dict[str, Any] = {}
     clean_scores = model.score(val)
@@ -95,6 +107,7 @@ def pretrain_quality(cfg: QualityPretrainConfig) -> dict[str, Any]:
             )
     metrics["val/clean_mean_score"] = float(clean_scores.mean())
     model.save_pretrained(out)
+    shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final model
     metrics["params"] = sum(p.numel() for p in model.parameters())
     write_manifest(out, cfg, metrics, wall)
     return metrics

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,12 @@ from geogrpo.perception.tinygeo import (
     load_model_files,
 )
 from geogrpo.pretrain.common import (
-    TRAIN_STATE,
     gaussian_blur,
     load_clips,
-    resume_train_state,
-    save_train_state,
     write_manifest,
 )
 from geogrpo.pretrain.config import TinyGeoPretrainConfig
+from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
 from geogrpo.world.datasets import check_training_split
 
@@ -157,9 +156,9 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     n = train["video"].shape[0]
     state_path = out / "latest" / TRAIN_STATE
-    trained = {"tinygeo": model}
+    parts = {"tinygeo": model, "optimizer": opt, "scheduler": sched, "generator": gen}
     done, wall_before = (
-        resume_train_state(state_path, cfg, trained, opt, sched, gen) if cfg.resume else (0, 0.0)
+        resume_train_state(state_path, asdict(cfg), parts) if cfg.resume else (0, 0.0)
     )
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -203,7 +202,7 @@ def pretrain_tinygeo(cfg: TinyGeoPretrainConfig) -> dict[str, Any]:
             logger.log(step, row)
             if evaluate and step < cfg.steps:
                 wall_s = wall_before + time.perf_counter() - start
-                save_train_state(state_path, cfg, step, wall_s, trained, opt, sched, gen)
+                save_train_state(state_path, asdict(cfg), step, wall_s, parts)
     wall = wall_before + time.perf_counter() - start
     model.save_pretrained(out)
     shutil.rmtree(out / "latest", ignore_errors=True)  # superseded by the final model
