@@ -164,87 +164,45 @@ def _world_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_source(path: Path, need_geometry: bool, estimate_depth: bool = False) -> dict[str, Any]:
-    """A source clip: an mp4, or the ``.safetensors`` that ``geogrpo world render`` writes next
-    to it (frames, depth and cameras; ``reproj_v2v`` needs the latter two, or estimates them
-    with tinygeo when ``estimate_depth``)."""
-    from safetensors.torch import load_file
-
-    from geogrpo.utils.video import read_video
-
-    tensors = path.with_suffix(".safetensors")
-    if tensors.is_file() and not estimate_depth:
-        data = load_file(str(tensors))
-        rgb = data["rgb"]
-        geometry = {
-            "source_depth": data["depth"][None].float(),
-            "source_w2c": data["w2c"][None].float(),
-            "intrinsics": data["intrinsics"][None].float(),
-        }
-    elif not path.is_file():
-        raise FileNotFoundError(f"source: no file {path}")
-    elif need_geometry and not estimate_depth:
-        raise ValueError(
-            f"source: reproj_v2v needs the depth and cameras of the source; no {tensors} next to "
-            f"{path}. Pass a clip written by `geogrpo world render` (it writes that file), or "
-            "add --estimate-depth to estimate them with tinygeo"
-        )
-    else:
-        rgb, geometry = read_video(path), {}
-        if need_geometry:
-            from geogrpo.perception.tinygeo import TinyGeoEstimator
-
-            geometry = TinyGeoEstimator().estimate(rgb[None].float()).as_source_geometry()
-    video = rgb.permute(3, 0, 1, 2)[None].float() * 2 - 1  # [1, 3, F, H, W] in [-1, 1]
-    return {"source_video": video, **geometry}
-
-
-def _target_path(spec: str, num_frames: int):
-    from geogrpo.camera.io import load_trajectory
-    from geogrpo.camera.presets import PRESETS, preset_trajectory
-
-    if spec in PRESETS:
-        return preset_trajectory(spec, num_frames).float()
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(
-            f"trajectory: {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a trajectory "
-            "file (our .json/.npz, see docs/CAMERAS.md)"
-        )
-    w2c = load_trajectory(path).w2c.float()
-    if w2c.shape[0] != num_frames:
-        raise ValueError(
-            f"trajectory: {path} has {w2c.shape[0]} cameras but the source has {num_frames} frames"
-        )
-    return w2c
-
-
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from geogrpo.camera.io import Trajectory, save_trajectory
+    from geogrpo.models.conditioning import ConditionInputs
     from geogrpo.models.policy import VideoPolicy
+    from geogrpo.train.conditions import from_user_clip
     from geogrpo.train.rollout import generate
     from geogrpo.utils.checks import check_device
-    from geogrpo.utils.video import write_video
+    from geogrpo.utils.video import model_to_frames, write_video
 
     device = check_device("device", args.device)
-    policy = VideoPolicy.from_pretrained(args.policy).to(device)
-    name = policy.conditioning.name
     out = Path(args.out)
-    inputs: dict[str, Any] = {}
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint or (Path(args.policy) / "checkpoints").is_dir():
+        from geogrpo.train.trainer import policy_from_run
+
+        policy = policy_from_run(args.checkpoint or args.policy).to(device)
+    else:
+        policy = VideoPolicy.from_pretrained(args.policy).to(device)
+    name = policy.conditioning.name
+    cond = None
     if name in ("camera_v2v", "reproj_v2v"):
         if not args.source or not args.trajectory:
             raise ValueError(f"source/trajectory: {name} needs --source clip.mp4 --trajectory PATH")
-        inputs = _load_source(Path(args.source), name == "reproj_v2v", args.estimate_depth)
-        frames, height, width = inputs["source_video"].shape[2:]
-        inputs["cameras"] = _target_path(args.trajectory, frames)[None]
-        prompt = args.prompt or "A room."
+        cond = from_user_clip(
+            args.source, args.trajectory, name, args.prompt or "A room.", args.estimate_depth
+        )
+        inputs, prompt = cond.inputs, cond.prompts[0]
+        frames, (height, width) = inputs.num_frames, inputs.image_size
     else:
         if not args.prompt:
             raise ValueError(f"prompt: {name} needs --prompt 'A room with ... The camera ...'")
+        for flag in ("frames", "size", "steps"):
+            if getattr(args, flag) < 1:
+                raise ValueError(f"--{flag}: must be positive, got {getattr(args, flag)}")
         height, width = args.height or args.size, args.width or args.size
-        frames, prompt = args.frames, args.prompt
+        frames, prompt, inputs = args.frames, args.prompt, ConditionInputs()
     with torch.no_grad():
         video = generate(
             policy,
@@ -252,44 +210,161 @@ def _sample(args: argparse.Namespace) -> int:
             frames,
             height,
             width,
-            steps=args.steps,
+            num_inference_steps=args.steps,
             shift=args.shift,
             seed=args.seed,
             progress=True,
             guidance_scale=args.guidance_scale,
-            **inputs,
+            inputs=inputs,
         )
-    frames_01 = (video[0].cpu().permute(1, 2, 3, 0) + 1) / 2  # [F, H, W, 3]
+    frames_01 = model_to_frames(video.cpu())[0]  # [F, H, W, 3]
     write_video(out, frames_01)
     written = [str(out)]
-    cameras = _sampled_cameras(policy, prompt, frames, inputs)
+    cameras = cond.target_w2c[0] if cond is not None else _caption_cameras(prompt, frames)
     if cameras is not None:
         from geogrpo.world.render import DEFAULT_FOV_DEG, intrinsics_from_fov
 
-        k = inputs.get("intrinsics")
+        k = inputs.intrinsics
         k = k[0] if k is not None else intrinsics_from_fov(DEFAULT_FOV_DEG, height, width)
         path = out.with_suffix(".cameras.json")
         save_trajectory(Trajectory(cameras.double(), k.double(), image_size=(height, width)), path)
         written.append(str(path))
-    if "source_video" in inputs:
-        side = torch.cat([(inputs["source_video"][0].permute(1, 2, 3, 0) + 1) / 2, frames_01], 2)
+    if cond is not None:
+        side = torch.cat([cond.source_frames[0], frames_01], 2)
         write_video(out.with_suffix(".side_by_side.mp4"), side)
         written.append(str(out.with_suffix(".side_by_side.mp4")))
     print("wrote " + ", ".join(written))
     return 0
 
 
-def _sampled_cameras(policy, prompt: str, frames: int, inputs: dict[str, Any]):
-    """The cameras the output was asked to follow: absolute when the source's are known."""
+def _caption_cameras(prompt: str, frames: int):
+    """The cameras a t2v prompt's camera words ask for (None without camera words)."""
     from geogrpo.camera.keywords import camera_keywords_to_trajectory, camera_text_from_prompt
 
-    if "cameras" in inputs:
-        relative = inputs["cameras"][0]
-        return relative @ inputs["source_w2c"][0] if "source_w2c" in inputs else relative
     try:
         return camera_keywords_to_trajectory(camera_text_from_prompt(prompt), frames)
     except ValueError:
         return None  # a prompt without camera words asks for no particular path
+
+
+def _train_config(args: argparse.Namespace):
+    from geogrpo.train.config import load_config
+
+    return load_config(args.recipe, args.scale, args.config, args.set or [])
+
+
+def _train(args: argparse.Namespace) -> int:
+    from geogrpo.train.trainer import GRPOTrainer
+
+    config = _train_config(args)
+    out = Path(args.out)
+    if args.resume is None and out.exists() and any(out.iterdir()):
+        raise ValueError(
+            f"--out: {out} is not empty; pass --resume auto to continue that run, or choose "
+            "another folder"
+        )
+    summary = GRPOTrainer(config, out, resume=args.resume).train()
+    _print_summary(config.recipe, out, summary)
+    return 0
+
+
+def _print_summary(recipe: str, out: Path, summary: dict[str, Any]) -> None:
+    changes = summary.get("changes", {})
+    if changes:
+        print(
+            f"\n{recipe}: base (step 0) vs trained (step {summary['trained_step']}) on fixed "
+            "conditions"
+        )
+        print(f"{'metric':<34}{'before':>10}{'after':>10}{'change':>10}  {'95% CI':<20}{'rose':>6}")
+        for key, c in changes.items():
+            if not c.get("n"):
+                continue
+            ci = f"[{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}]"
+            print(
+                f"{key:<34}{c['before']:>10.4f}{c['after']:>10.4f}{c['change']:>+10.4f}  "
+                f"{ci:<20}{c['rose']:>3}/{c['n']}"
+            )
+    print(
+        f"\nwrote {out / 'metrics.jsonl'}, {out / 'summary.json'}, {out / 'curves.png'}, "
+        f"videos in {out / 'videos'}, checkpoints in {out / 'checkpoints'}, TensorBoard logs in "
+        f"{out / 'tensorboard'}"
+    )
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from geogrpo.train.config import config_to_yaml
+
+    print(config_to_yaml(_train_config(args), with_help=not args.no_help), end="")
+    return 0
+
+
+DEMO_RECIPE = "devis_grpo"
+DEMO_STEPS = 30
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from geogrpo.train.config import load_config
+    from geogrpo.train.trainer import GRPOTrainer
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(
+            f"--out: {out} is not empty; pass --overwrite to replace the demo run there, or "
+            "choose another folder"
+        )
+    if out.exists() and args.overwrite:
+        import shutil
+
+        shutil.rmtree(out)
+    config = load_config(DEMO_RECIPE, overrides=[f"steps={args.steps}", *DEMO_SETTINGS])
+    print(
+        f"geogrpo demo: GRPO post-training of {config.model.policy} with the {DEMO_RECIPE} "
+        f"recipe, {config.steps} steps on the CPU; base and trained are evaluated on "
+        f"{config.eval.val_conditions} held-out val conditions against the true target videos"
+    )
+    summary = GRPOTrainer(config, out).train()
+    _print_summary(DEMO_RECIPE, out, summary)
+    return 0
+
+
+# The demo's budget: fits in 15 minutes on 2 busy cores (measured in the closing note).
+DEMO_SETTINGS = ("eval.every=0", "checkpoint.every=0")
+
+
+def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--recipe",
+            default=None,
+            help="recipe name (geo_align, devis_grpo, vggrpo, world_r1, overfit) or a YAML file",
+        )
+        p.add_argument(
+            "--scale",
+            choices=("embedded", "full"),
+            default="embedded",
+            help="embedded: shipped tiny models on the CPU (default); full: local Wan2.1 weights",
+        )
+        p.add_argument("--config", default=None, help="a YAML file applied over the recipe")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override one field, e.g. --set rl.kl_beta=0.004 (repeatable)",
+        )
+
+    t = sub.add_parser("train", help="post-train a policy with GRPO (a recipe + overrides)")
+    common(t)
+    t.add_argument("--out", required=True, help="run folder (logs, videos, checkpoints)")
+    t.add_argument(
+        "--resume", default=None, help="auto (newest checkpoint in --out) or a checkpoint folder"
+    )
+    t.set_defaults(func=_train)
+    c = sub.add_parser("config", help="inspect configs")
+    csub = c.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND", required=True)
+    show = csub.add_parser("show", help="print the resolved config with every field's help")
+    common(show)
+    show.add_argument("--no-help", action="store_true", help="print values only")
+    show.set_defaults(func=_config_show)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -408,14 +483,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="the main job on a laptop CPU (for now: the toy GRPO run with defaults)"
+        "demo",
+        help=f"the main job on a laptop CPU: GRPO post-training of a tiny video model "
+        f"({DEMO_RECIPE}), base vs trained against the ground truth",
     )
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    demo.set_defaults(
-        func=_run_toy,
-        overwrite=True,
-        **{f.name: f.default for f in dataclasses.fields(ToyGRPOConfig)},
+    demo.add_argument(
+        "--steps", type=int, default=DEMO_STEPS, help=f"GRPO steps (default: {DEMO_STEPS})"
     )
+    demo.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier demo run in --out"
+    )
+    demo.set_defaults(func=_demo)
+    _add_train_commands(sub)
 
     toy = sub.add_parser("toy-grpo", help="GRPO on a 2D flow-matching toy, with every knob exposed")
     add_dataclass_arguments(toy, ToyGRPOConfig)
@@ -428,11 +508,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_commands(sub)
     s = sub.add_parser("sample", help="generate a video with a policy (mp4 + the cameras used)")
     s.add_argument(
-        "--policy", default="tiny-t2v", help="shipped name or folder (default: tiny-t2v)"
+        "--policy",
+        default="tiny-t2v",
+        help="shipped name, saved policy folder, or a `geogrpo train` run folder (its newest "
+        "checkpoint) (default: tiny-t2v)",
+    )
+    s.add_argument(
+        "--checkpoint", default=None, help="a GRPO checkpoint folder (overrides --policy)"
     )
     s.add_argument("--prompt", default=None, help="text prompt; t2v policies need one")
     s.add_argument("--source", default=None, help="source clip (v2v): mp4 or world-render output")
-    s.add_argument("--trajectory", default=None, help="v2v target path: preset or camera file")
+    s.add_argument(
+        "--trajectory",
+        default=None,
+        help="v2v target path: a preset name or a trajectory file (our JSON, see docs/CAMERAS.md)",
+    )
     s.add_argument(
         "--estimate-depth",
         action="store_true",

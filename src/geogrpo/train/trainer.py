@@ -50,6 +50,7 @@ from geogrpo.train import run_checkpoint as ckpt
 from geogrpo.train.conditions import ConditionBatch, adevis_stage, concat, from_items
 from geogrpo.train.config import GRPOConfig, config_to_yaml
 from geogrpo.train.logging import RunLogger
+from geogrpo.train.plots import plot_run
 from geogrpo.train.rollout import policy_velocity
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
 from geogrpo.utils.video import model_to_frames, write_video
@@ -448,14 +449,21 @@ class GRPOTrainer:
         (t2v). Independent of every reward model."""
         if conditions.truth is None:
             return {}
+        finite = torch.isfinite(video.flatten(1)).all(dim=1)  # [B]; broken samples get NaN
+        rows = finite.nonzero().flatten()
         if self.conditioning in ("camera_v2v", "reproj_v2v"):
-            return {
-                "psnr": psnr_per_sample(video, conditions.truth),
-                "ssim": ssim_per_sample(video, conditions.truth),
-            }
-        from geogrpo.eval.camera_words import camera_word_agreement
+            metrics = {"psnr": psnr_per_sample, "ssim": ssim_per_sample}
+        else:
+            from geogrpo.eval.camera_words import camera_word_agreement
 
-        return {"camera_words": camera_word_agreement(video, conditions.truth)}
+            metrics = {"camera_words": camera_word_agreement}
+        out = {}
+        for name, fn in metrics.items():
+            values = torch.full((video.shape[0],), float("nan"), dtype=torch.float64)
+            if rows.numel():
+                values[rows] = fn(video[rows], conditions.truth[rows]).double()
+            out[name] = values
+        return out
 
     def update(self, rollout: Rollout, step: int) -> dict[str, float]:
         """Clipped-ratio updates on the trained steps: ``inner_epochs`` passes over the batch,
@@ -709,6 +717,7 @@ class GRPOTrainer:
                     self.save_checkpoint()
         summary = self.summary()
         atomic_write_json(self.out / "summary.json", summary)
+        plot_run(self.out, f"{cfg.recipe}: {cfg.model.policy}")
         return summary
 
     def _log_eval(self, log: RunLogger, step: int) -> None:
@@ -822,3 +831,42 @@ def change_with_interval(pairs: list[tuple[float, float]]) -> dict[str, float]:
         "ci95_high": mean + half,
         "rose": int((diffs > 0).sum()),
     }
+
+
+def policy_from_run(path: str | Path) -> VideoPolicy:
+    """The trained policy of a run folder (its newest checkpoint) or of one checkpoint folder."""
+    from geogrpo.train.config import GRPOConfig, load_config
+
+    path = Path(path)
+    found = ckpt.list_checkpoints(path / "checkpoints") if not (path / "state.pt").exists() else []
+    folder = found[-1] if found else path
+    if not (folder / "trainable.safetensors").is_file():
+        raise FileNotFoundError(
+            f"policy: {path} is neither a run folder with checkpoints/ nor a checkpoint folder "
+            "(trainable.safetensors, state.pt, config.json)"
+        )
+    weights, _, saved = ckpt.load_checkpoint(folder)
+    config: GRPOConfig = load_config(overrides=_as_overrides(saved))
+    policy = VideoPolicy.from_pretrained(config.model.policy)
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    if config.model.trainable == "lora":
+        policy.add_lora(config.model.lora_rank, config.model.lora_alpha or None, config.model.lora_parts)
+    params = dict(policy.transformer.named_parameters())
+    unknown = sorted(set(weights) - set(params))
+    if unknown:
+        raise ValueError(f"{folder}: weights {unknown[:3]} do not fit {config.model.policy}")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    return policy.eval()
+
+
+def _as_overrides(saved: dict[str, Any]) -> list[str]:
+    import json
+
+    from geogrpo.train.config import flatten
+
+    return [f"{k}={json.dumps(v)}" for k, v in flatten(saved).items() if k != "rewards.rewards"] + [
+        "rewards.rewards=" + json.dumps(saved["rewards"]["rewards"])
+    ]
