@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/geogrpo demo
+	$(BIN)/geogrpo demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
