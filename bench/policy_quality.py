@@ -25,17 +25,15 @@ Also writes one contact sheet per policy to ``--sheets`` (default ``docs/images`
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from geogrpo.eval.metrics import psnr, ssim
+from geogrpo.eval.camera_words import MOTIONS, dominant_motion
 from geogrpo.eval.metrics import psnr, ssim
 from geogrpo.models.conditioning import reproject_source
 from geogrpo.models.policy import PRETRAINED_DIR, VideoPolicy
@@ -43,37 +41,13 @@ from geogrpo.perception.tinygeo import TinyGeoEstimator
 from geogrpo.train.conditions import from_pairs
 from geogrpo.train.rollout import generate
 from geogrpo.utils.io import atomic_path
-from geogrpo.utils.video import to_uint8
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 from geogrpo.world.evaluator import evaluate_cameras
-
-MOTIONS = ("left", "right", "up", "down", "expand", "contract")
 
 
 def to_frames(video: torch.Tensor) -> torch.Tensor:
     """``[3, F, H, W]`` in [-1, 1] -> ``[F, H, W, 3]`` in [0, 1]."""
     return ((video.permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1)
-
-
-def dominant_motion(frames: torch.Tensor) -> str:
-    """Dominant image motion over a clip: mean flow and mean radial flow (pixels), summed over
-    consecutive frames. Flow from the first straight to the last frame fails on the world's
-    fast paths (content leaves the view): on the first 64 val captions it gave 13 of the 37
-    single-motion renders a label against their own camera word, the summed flow none."""
-    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in to_uint8(frames)]
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    h, w = gray[0].shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    rx, ry = xs - w / 2, ys - h / 2
-    norm = np.sqrt(rx**2 + ry**2) + 1e-6
-    u = v = radial = 0.0
-    for a, b in itertools.pairwise(gray):
-        flow = dis.calc(a, b, None)
-        u += float(flow[..., 0].mean())
-        v += float(flow[..., 1].mean())
-        radial += float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry) / norm))
-    scores = (-u, u, -v, v, radial, -radial)  # content moves left when u < 0, ...
-    return MOTIONS[int(np.argmax(scores))]
 
 
 MIN_MATCHED_SHARE = 0.5  # a clip's camera errors count only if most of its frames registered

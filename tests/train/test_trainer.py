@@ -180,9 +180,7 @@ def test_config_errors_name_what_to_set(data_dir, tmp_path):
     with pytest.raises(ValueError, match="reward: unknown name 'trajectroy'; known are"):
         GRPOTrainer(tiny("overfit", data_dir, "rewards.rewards=[{name: trajectroy}]"), tmp_path)
     with pytest.raises(ValueError, match="only tinygeo has one"):
-        GRPOTrainer(
-            tiny("vggrpo", data_dir, "rewards.estimator=classical"), tmp_path / "latent"
-        )
+        GRPOTrainer(tiny("vggrpo", data_dir, "rewards.estimator=classical"), tmp_path / "latent")
     with pytest.raises(ValueError, match="'camera' trains camera modules"):
         load_config("vggrpo", overrides=["model.trainable=camera"])
     with pytest.raises(ValueError, match="does not condition a t2v"):

@@ -604,9 +604,10 @@ class GRPOTrainer:
     # -- evaluation ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self, step: int, base_tail: bool = False) -> dict[str, Any]:
-        """The recipe's rewards and the ground truth on the fixed conditions, ODE sampler, fixed
-        noise per condition; side-by-side videos (condition | output | truth) of val ones."""
+    def evaluate(self, step: int, base_tail: bool = False, sde: bool = False) -> dict[str, Any]:
+        """The recipe's rewards and the ground truth on the fixed conditions, ODE sampler (or the
+        training SDE with ``sde``), fixed noise per condition; side-by-side videos
+        (condition | output | truth) of val ones."""
         s, e = self.config.sampling, self.config.eval
         metrics: dict[str, Any] = {}
         per_condition: dict[str, dict[str, list[float]]] = {}
@@ -624,7 +625,8 @@ class GRPOTrainer:
                 velocity = self._eval_velocity(
                     condition, grid, e.base_tail_steps if base_tail else 0
                 )
-                path = denoise(velocity, noise, ode_plan(grid), keep="none")
+                plan = full_sde_plan(grid) if sde else ode_plan(grid)
+                path = denoise(velocity, noise, plan, s.noise_level, s.sde_kind, gen, keep="none")
                 videos.append(
                     (model_to_frames(self.policy.decode(path.latents)).cpu(), path.latents.cpu())
                 )
@@ -644,7 +646,7 @@ class GRPOTrainer:
             for key, values in table.items():
                 finite = [x for x in values if math.isfinite(x)]
                 metrics[f"eval/{split}/{key}"] = sum(finite) / len(finite) if finite else math.nan
-            if split == "val" and e.videos and not base_tail:
+            if split == "val" and e.videos and not (base_tail or sde):
                 self._write_side_by_side(step, cond, video)
         return {"metrics": metrics, "per_condition": per_condition}
 
@@ -722,10 +724,13 @@ class GRPOTrainer:
 
     def _log_eval(self, log: RunLogger, step: int) -> None:
         result = self.evaluate(step)
+        variants = {"eval_sde/": {"sde": True}} if self.config.eval.sde else {}
         if self.config.eval.base_tail_steps and step > 0:
-            tail = self.evaluate(step, base_tail=True)
+            variants["eval_base_tail/"] = {"base_tail": True}
+        for prefix, kwargs in variants.items():
+            extra = self.evaluate(step, **kwargs)
             result["metrics"].update(
-                {k.replace("eval/", "eval_base_tail/"): v for k, v in tail["metrics"].items()}
+                {k.replace("eval/", prefix): v for k, v in extra["metrics"].items()}
             )
         self.evals[step] = result
         log.log(step, result["metrics"])
@@ -835,7 +840,7 @@ def change_with_interval(pairs: list[tuple[float, float]]) -> dict[str, float]:
 
 def policy_from_run(path: str | Path) -> VideoPolicy:
     """The trained policy of a run folder (its newest checkpoint) or of one checkpoint folder."""
-    from geogrpo.train.config import GRPOConfig, load_config
+    from geogrpo.train.config import load_config
 
     path = Path(path)
     found = ckpt.list_checkpoints(path / "checkpoints") if not (path / "state.pt").exists() else []
@@ -851,7 +856,9 @@ def policy_from_run(path: str | Path) -> VideoPolicy:
     for p in policy.parameters():
         p.requires_grad_(False)
     if config.model.trainable == "lora":
-        policy.add_lora(config.model.lora_rank, config.model.lora_alpha or None, config.model.lora_parts)
+        policy.add_lora(
+            config.model.lora_rank, config.model.lora_alpha or None, config.model.lora_parts
+        )
     params = dict(policy.transformer.named_parameters())
     unknown = sorted(set(weights) - set(params))
     if unknown:
