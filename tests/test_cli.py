@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from geogrpo import __version__
-from geogrpo.cli import main
+from geogrpo.cli import build_parser, main
 from geogrpo.train.logging import read_jsonl
 
 SHORT = [
@@ -69,3 +69,19 @@ def test_bad_flag_value_gives_a_clear_error(tmp_path):
     out = _run("toy-grpo", "--group-size", "1", "--out", str(tmp_path / "x"))
     assert out.returncode == 2
     assert "group_size" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_parser_is_built_without_torch():
+    """``geogrpo --help`` and a mistyped flag answer at once: building the parser and parsing a
+    pretraining's flags import no torch (``world`` and ``toy-grpo`` add theirs when used)."""
+    code = (
+        "import sys; from geogrpo.cli import build_parser; "
+        "args = build_parser().parse_args(['pretrain', 'policy', '--steps', '3']); "
+        "assert args.steps == 3; "
+        "heavy = sorted({'torch', 'diffusers'} & set(sys.modules)); "
+        "assert not heavy, heavy"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    args = build_parser().parse_args(["world", "render", "--frames", "5"])
+    assert args.frames == 5 and args.trajectory == "arc_left"  # the lazy flags are all there

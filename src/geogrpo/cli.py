@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,40 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     """Build ``cls`` from parsed flags; its ``__post_init__`` rejects bad values."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """A subcommand parser that adds its flags when first used (to parse or to print help), so
+    that building the parser imports nothing heavy: the toy's config and the world's names
+    import torch, and ``geogrpo --help`` or a mistyped flag need neither."""
+
+    def __init__(
+        self,
+        *args: Any,
+        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+
+    def _complete(self) -> None:
+        if self._add_arguments is not None:
+            add, self._add_arguments = self._add_arguments, None
+            add(self)
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
 
 
 def _run_toy(args: argparse.Namespace) -> int:
@@ -424,11 +458,18 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_world_commands(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser(
+        "world",
+        help="the procedural 3D world: render clips, build datasets",
+        add_arguments=_add_world_arguments,
+    )
+
+
+def _add_world_arguments(world: argparse.ArgumentParser) -> None:
     from geogrpo.world.datasets import SPLITS
     from geogrpo.world.paths import PATH_KINDS
     from geogrpo.world.scene import DOMAINS
 
-    world = sub.add_parser("world", help="the procedural 3D world: render clips, build datasets")
     wsub = world.add_subparsers(dest="world_command", metavar="WORLD_COMMAND", required=True)
     r = wsub.add_parser(
         "render", help="render one clip along a camera path (mp4 + depth + cameras)"
@@ -471,16 +512,26 @@ def _add_world_commands(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_world_sheet)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser; kept separate so tests and docs can inspect it."""
+def _add_toy_arguments(toy: argparse.ArgumentParser) -> None:
     from geogrpo.toy import ToyGRPOConfig
 
+    add_dataclass_arguments(toy, ToyGRPOConfig)
+    toy.add_argument(
+        "--out", default="runs/toy-grpo", help="output folder (default: runs/toy-grpo)"
+    )
+    toy.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    toy.set_defaults(func=_run_toy)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; kept separate so tests and docs can inspect it (the flags of ``world``
+    and ``toy-grpo`` are added when those are first parsed or print their help)."""
     parser = argparse.ArgumentParser(
         prog="geogrpo",
         description="Post-train video generators with GRPO and 3D-geometry rewards.",
     )
     parser.add_argument("--version", action="version", version=f"geogrpo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_LazyParser)
 
     demo = sub.add_parser(
         "demo",
@@ -497,13 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     _add_train_commands(sub)
 
-    toy = sub.add_parser("toy-grpo", help="GRPO on a 2D flow-matching toy, with every knob exposed")
-    add_dataclass_arguments(toy, ToyGRPOConfig)
-    toy.add_argument(
-        "--out", default="runs/toy-grpo", help="output folder (default: runs/toy-grpo)"
+    sub.add_parser(
+        "toy-grpo",
+        help="GRPO on a 2D flow-matching toy, with every knob exposed",
+        add_arguments=_add_toy_arguments,
     )
-    toy.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    toy.set_defaults(func=_run_toy)
     _add_world_commands(sub)
     _add_pretrain_commands(sub)
     s = sub.add_parser("sample", help="generate a video with a policy (mp4 + the cameras used)")
