@@ -36,6 +36,7 @@ from diffusers import AutoencoderKLWan
 from torch import Tensor, nn
 
 from geogrpo.eval.metrics import psnr
+from geogrpo.utils.video import model_to_frames
 from geogrpo.world.datasets import TextToVideoClips
 
 FRAMES, SIZE = 17, 96
@@ -194,7 +195,7 @@ def signed_psnr(a: Tensor, b: Tensor) -> float:
     batch counted as one video)."""
 
     def frames(video: Tensor) -> Tensor:  # -> [N F, H, W, 3] in [0, 1]
-        return ((video + 1) / 2).movedim(-4, -1).reshape(-1, *video.shape[-2:], 3)
+        return model_to_frames(video.reshape(-1, *video.shape[-4:])).flatten(0, 1)
 
     return psnr(frames(a), frames(b))
 

@@ -11,16 +11,14 @@ from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.conditioning import ConditionInputs
 from geogrpo.models.policy import PRETRAINED_DIR, SHIPPED, VideoPolicy
 from geogrpo.pretrain.common import file_sha256
+from geogrpo.utils.video import model_to_frames
 from geogrpo.world.datasets import TextToVideoClips
 
 
 def signed_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR of videos ``[B, 3, F, H, W]`` in [-1, 1], the batch counted as one video."""
 
-    def frames(video: torch.Tensor) -> torch.Tensor:  # -> [B F, H, W, 3] in [0, 1]
-        return ((video + 1) / 2).permute(0, 2, 3, 4, 1).flatten(0, 1)
-
-    return psnr(frames(a), frames(b))
+    return psnr(model_to_frames(a).flatten(0, 1), model_to_frames(b).flatten(0, 1))
 
 
 FOLDERS = sorted({folder for folder, _ in SHIPPED.values()} | {"tiny-autoencoder"})

@@ -23,6 +23,7 @@ from geogrpo.pretrain.common import (
 from geogrpo.pretrain.config import AutoencoderPretrainConfig
 from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
+from geogrpo.utils.video import model_to_frames
 from geogrpo.world.datasets import check_training_split
 
 
@@ -31,8 +32,8 @@ def evaluate_autoencoder(model: FrameAutoencoder, videos_u8: Tensor, batch: int 
     ``batch`` clips, each batch's PSNR that of its mean squared error (as the shipped
     autoencoder's manifest reports it)."""
 
-    def frames(video: Tensor) -> Tensor:  # [B, 3, F, H, W] in [-1, 1] -> [B F, H, W, 3] in [0, 1]
-        return ((video + 1) / 2).permute(0, 2, 3, 4, 1).flatten(0, 1)
+    def frames(video: Tensor) -> Tensor:  # a batch as one long video [B F, H, W, 3]
+        return model_to_frames(video).flatten(0, 1)
 
     model.eval()
     scores = []
