@@ -46,9 +46,9 @@ from geogrpo.rl.schedules import (
     sliding_window_plan,
 )
 from geogrpo.rl.sde import SDE_STEPS, sde_step
-from geogrpo.train import run_checkpoint as ckpt
+from geogrpo.train import checkpoint as ckpt
 from geogrpo.train.conditions import ConditionBatch, adevis_stage, concat, from_items
-from geogrpo.train.config import GRPOConfig, config_to_yaml
+from geogrpo.train.config import GRPOConfig, config_to_yaml, flatten
 from geogrpo.train.logging import RunLogger
 from geogrpo.train.plots import plot_run
 from geogrpo.train.rollout import policy_velocity
@@ -784,7 +784,7 @@ class GRPOTrainer:
         if path is None:
             return  # --resume auto with nothing saved yet: a fresh run
         weights, state, saved = ckpt.load_checkpoint(path)
-        ckpt.check_same_settings(saved, self.config.to_dict(), RESUME_FREE, path)
+        ckpt.check_same_settings(flatten(saved), flatten(self.config.to_dict()), RESUME_FREE, path)
         params = dict(self.trainable)
         missing = sorted(set(params) - set(weights))
         if missing:
