@@ -96,3 +96,28 @@ def test_orbit_views_keep_the_pivot_centred_at_the_same_distance_and_the_angle()
         (invert_pose(views)[:, :3, 3] - c2w[:, :3, 3].repeat(2, 1)) * c2w[:, :3, 0].repeat(2, 1)
     ).sum(-1)
     assert bool((side[:3] < 0).all()) and bool((side[3:] > 0).all())
+
+
+def test_fit_splats_works_inside_no_grad():
+    """Rewards are scored under torch.no_grad(); the fit must still optimise."""
+    import torch
+
+    from geogrpo.geometry.splat import GaussianSplats
+    from geogrpo.geometry.splat_fit import fit_splats
+
+    gen = torch.Generator().manual_seed(0)
+    n = 16
+    init = GaussianSplats(
+        means=torch.rand(n, 3, generator=gen, dtype=torch.float64)
+        - 0.5
+        + torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64),
+        scales=torch.full((n, 3), 0.2, dtype=torch.float64),
+        rotations=None,
+        colors=torch.full((n, 3), 0.5, dtype=torch.float64),
+        opacities=torch.full((n,), 0.5, dtype=torch.float64),
+    )
+    frames = torch.rand(1, 8, 8, 3, generator=gen)
+    k = torch.tensor([[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]], dtype=torch.float64)[None]
+    with torch.no_grad():
+        fit = fit_splats(init, frames, torch.eye(4, dtype=torch.float64)[None], k, steps=5)
+    assert float(fit.losses[-1]) < float(fit.losses[0])

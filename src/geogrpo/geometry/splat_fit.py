@@ -131,8 +131,16 @@ def fit_splats(
 
     Means move by ``lr x`` their own size per step at most (Adam's step is about ``lr`` in the
     parameter's units, and means are parametrised in units of each splat's initial std), so the
-    cloud refines the estimated geometry without flying apart.
+    cloud refines the estimated geometry without flying apart. The fit builds its own gradients,
+    so it works inside a caller's ``torch.no_grad()`` (rewards are scored there).
     """
+    with torch.enable_grad():
+        return _fit_splats(init, frames, w2c, intrinsics, steps, lr)
+
+
+def _fit_splats(
+    init: GaussianSplats, frames: Tensor, w2c: Tensor, intrinsics: Tensor, steps: int, lr: float
+) -> SplatFit:
     check_int_range("steps", steps, 0)
     check_positive("lr", lr)
     check_finite("frames", frames)
