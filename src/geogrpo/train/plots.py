@@ -21,36 +21,45 @@ def plot_run(run_dir: str | Path, title: str = "") -> Path:
     train = [r for r in rows if "reward_mean" in r]
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
     splits = sorted({k.split("/")[1] for r in evals for k in r if k.startswith("eval/")})
-    fig, axes = plt.subplots(1, 1 + len(splits), figsize=(5 * (1 + len(splits)), 3.6))
-    axes = list(axes) if len(splits) else [axes]
-
-    def draw(ax, rows, prefix, label):
-        keys = sorted({k for r in rows for k in r if k.startswith(prefix + "reward/")})
-        truth = sorted({k for r in rows for k in r if k.startswith(prefix + "truth/")})
+    columns = [("", train, "training rollouts (SDE)")] + [
+        (f"eval/{s}/", evals, f"fixed {s} conditions (ODE)") for s in splits
+    ]
+    truth = sorted(
+        {k.split("truth/")[1] for r in rows for k in r if "truth/" in k and "std" not in k}
+    )
+    fig, axes = plt.subplots(
+        1 + len(truth),
+        len(columns),
+        figsize=(5 * len(columns), 2.6 * (1 + len(truth))),
+        squeeze=False,
+        sharex=True,
+    )
+    for col, (prefix, data, label) in enumerate(columns):
+        keys = sorted({k for r in data for k in r if k.startswith(prefix + "reward/")})
+        ax = axes[0][col]
         for k in keys:
-            pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
-            ax.plot(*zip(*pts, strict=True), marker=".", label=k[len(prefix) :]) if pts else None
-        ax.set_xlabel("step")
-        ax.set_ylabel("reward")
-        ax.set_title(label)
-        twin = ax.twinx()
-        for k, style in zip(truth, ("--", ":"), strict=False):
-            pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
+            pts = [(r["step"], r[k]) for r in data if r.get(k) is not None]
             if pts:
-                twin.plot(*zip(*pts, strict=True), "k" + style, label=k[len(prefix) :])
-        twin.set_ylabel("ground truth")
-        lines = ax.get_legend_handles_labels()
-        more = twin.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="best")
-
-    draw(axes[0], train, "", "training rollouts (SDE)")
-    for ax, split in zip(axes[1:], splits, strict=True):
-        draw(ax, evals, f"eval/{split}/", f"fixed {split} conditions (ODE)")
+                ax.plot(*zip(*pts, strict=True), marker=".", label=k[len(prefix) :])
+        ax.set_title(label)
+        ax.set_ylabel("reward")
+        ax.legend(fontsize=7, loc="best")
+        for row, metric in enumerate(truth, start=1):
+            ax = axes[row][col]
+            pts = [
+                (r["step"], r[f"{prefix}truth/{metric}"])
+                for r in data
+                if r.get(f"{prefix}truth/{metric}") is not None
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "k.-")
+            ax.set_ylabel(f"truth: {metric}")
+        axes[-1][col].set_xlabel("step")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title + " (top: rewards; below: the ground truth)")
     fig.tight_layout()
     out = run / "curves.png"
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out
