@@ -163,9 +163,18 @@ def _world_build(args: argparse.Namespace) -> int:
     from geogrpo.utils.video import write_video
     from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, build_missing
 
+    if args.n < 1:
+        raise ValueError(f"n: need at least one item, got {args.n}")
     cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
-    out = Path(args.out) / args.split
+    # the layout `geogrpo pretrain` and `geogrpo train` read: <out>/t2v/<split>, <out>/pairs/<split>
+    out = Path(args.out) / args.kind / args.split
     data = cls(args.split, args.n, args.frames, args.size, seed=args.seed, cache_dir=out)
+    build_missing(data, range(1), 1)
+    per_item = sum(p.stat().st_size for p in out.glob(f"{data.kind}_000000.safetensors"))
+    print(
+        f"{args.n} {args.kind} items of {per_item / 1e6:.1f} MB each: about "
+        f"{args.n * per_item / 1e9:.2f} GB in {out}"
+    )
     build_missing(data, range(args.n), args.workers)
     captions = {}
     for i in tqdm(range(len(data)), desc=f"build {args.split} ({args.kind})"):

@@ -144,7 +144,8 @@ def test_cli_render_and_build(tmp_path, capsys):
         )
         == 0
     )
-    names = sorted(p.name for p in (tmp_path / "data" / "val").iterdir())
+    # the layout pretrain and train read: <out>/t2v/<split>
+    names = sorted(p.name for p in (tmp_path / "data" / "t2v" / "val").iterdir())
     assert names == [
         "index.json",
         "settings.json",
