@@ -800,15 +800,14 @@ class GRPOTrainer:
         self.evals = dict(state["evals"])
 
 
-# Settings a resumed run may change: where and how it logs, not what it computes.
+# Settings a resumed run may change: where, how and what it logs and evaluates, not what it trains.
 RESUME_FREE = (
     "steps",
     "model.device",
     "model.torch_threads",
     "logging.",
     "checkpoint.",
-    "eval.every",
-    "eval.videos",
+    "eval.",
     "data.workers",
     "data.data_dir",
 )
