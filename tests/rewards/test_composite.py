@@ -77,7 +77,7 @@ def test_rewards_of_a_recipe_share_one_estimator_and_one_call_per_batch(dynamic_
     build.ESTIMATORS["counting"] = make
     try:
         specs = [RewardSpec(name=n) for n in ("trajectory", "smoothness", "reprojection")]
-        rewards = build.build_rewards(specs, "counting", {})
+        rewards = build.build_rewards(specs, build.Shared("counting", {}))
     finally:
         del build.ESTIMATORS["counting"]
     assert len(built) == 1

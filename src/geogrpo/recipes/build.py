@@ -8,7 +8,6 @@ batch runs it once (rewards cache estimates on the batch by estimator object).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from geogrpo.perception.base import GeometryEstimator
@@ -64,14 +63,14 @@ def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
     return ESTIMATORS[name](**kwargs)
 
 
-@dataclass
 class Shared:
-    """Objects several rewards may share, built on first use."""
+    """Objects several rewards of a run share, each built once, on first use."""
 
-    estimator_name: str
-    estimator_options: dict[str, Any]
-    _estimator: Any = None
-    _latent: Any = None
+    def __init__(self, estimator_name: str, estimator_options: dict[str, Any]) -> None:
+        self.estimator_name = estimator_name
+        self.estimator_options = dict(estimator_options)
+        self._estimator: GeometryEstimator | None = None
+        self._latent: Any = None
 
     def estimator(self) -> GeometryEstimator:
         if self._estimator is None:
@@ -147,9 +146,9 @@ def build_reward(name: str, shared: Shared | None = None, **options: Any) -> Rew
         raise ValueError(f"reward {name}: bad options {sorted(options)} ({err})") from None
 
 
-def build_rewards(specs: list[Any], estimator: str, estimator_options: dict[str, Any]):
-    """``[(name, weight, reward)]`` for a recipe's reward specs, one estimator shared by all."""
-    shared = Shared(estimator, dict(estimator_options))
+def build_rewards(specs: list[Any], shared: Shared):
+    """``[(name, weight, reward)]`` for a recipe's reward specs; every geometry reward gets
+    ``shared``'s one estimator object."""
     return [
         (spec.name, float(spec.weight), build_reward(spec.name, shared, **dict(spec.options)))
         for spec in specs

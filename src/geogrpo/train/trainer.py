@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from geogrpo.eval.metrics import psnr_per_sample, ssim_per_sample
 from geogrpo.models.conditioning import Condition
 from geogrpo.models.policy import VideoPolicy
-from geogrpo.recipes.build import build_rewards, needs_pixels
+from geogrpo.recipes.build import Shared, build_rewards, needs_pixels
 from geogrpo.rl.advantages import clip_advantages, group_advantages, multi_reward_advantages
 from geogrpo.rl.losses import gaussian_kl, grpo_step_loss, timestep_loss_weights
 from geogrpo.rl.rollout import DenoisingPath, denoise
@@ -127,9 +127,8 @@ class GRPOTrainer:
         if config.model.gradient_checkpointing:
             self.policy.enable_gradient_checkpointing()
         self.reference = self._make_reference()
-        self.rewards = build_rewards(
-            config.rewards.rewards, config.rewards.estimator, config.rewards.estimator_options
-        )
+        self.shared = Shared(config.rewards.estimator, dict(config.rewards.estimator_options))
+        self.rewards = build_rewards(config.rewards.rewards, self.shared)
         self.pool = self._training_pool()
         self.eval_sets = self._eval_sets()
         params = [p for _, p in self.trainable]
@@ -308,20 +307,10 @@ class GRPOTrainer:
             for stage in plan[:-1]:
                 cond = adevis_stage(base, stage, previous, depth)
                 previous = self._sample_ode(cond, d.adevis_stage_steps, gen)
-                estimate = self._estimator().estimate(previous)
+                estimate = self.shared.estimator().estimate(previous)
                 depth = estimate.depth.float()
             members.append(adevis_stage(base, plan[-1], previous, depth))
         return concat(members)
-
-    def _estimator(self):
-        for _, _, reward in self.rewards:
-            if getattr(reward, "estimator", None) is not None and hasattr(
-                reward.estimator, "estimate"
-            ):
-                return reward.estimator
-        from geogrpo.recipes.build import build_estimator
-
-        return build_estimator(self.config.rewards.estimator)
 
     @torch.no_grad()
     def _sample_ode(self, cond: ConditionBatch, steps: int, gen: torch.Generator) -> Tensor:
