@@ -181,8 +181,10 @@ def test_config_errors_name_what_to_set(data_dir, tmp_path):
         GRPOTrainer(tiny("overfit", data_dir, "rewards.rewards=[{name: trajectroy}]"), tmp_path)
     with pytest.raises(ValueError, match="only tinygeo has one"):
         GRPOTrainer(tiny("vggrpo", data_dir, "rewards.estimator=classical"), tmp_path / "latent")
-    with pytest.raises(ValueError, match="'camera' trains camera modules"):
-        load_config("vggrpo", overrides=["model.trainable=camera"])
+    with pytest.raises(ValueError, match="'camera' selects no parameter"):
+        GRPOTrainer(tiny("vggrpo", data_dir, "model.trainable=camera"), tmp_path / "camera")
+    with pytest.raises(ValueError, match="ADEVIS builds reproj_v2v conditions"):
+        GRPOTrainer(tiny("geo_align", data_dir, "data.adevis_strategies=[rva]"), tmp_path / "a")
     with pytest.raises(ValueError, match="does not condition a t2v"):
         GRPOTrainer(tiny("vggrpo", data_dir, "data.kind=pairs"), tmp_path / "kind")
     assert set(recipe_names()) >= {"geo_align", "devis_grpo", "vggrpo", "world_r1", "overfit"}

@@ -303,13 +303,6 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         _positive("steps", self.steps)
-        if self.model.trainable == "camera" and "camera" not in self.model.policy:
-            raise ValueError(
-                "model.trainable: 'camera' trains camera modules, which only camera_v2v "
-                f"policies have; {self.model.policy!r} is not one (use lora or full)"
-            )
-        if self.data.adevis_strategies and "reproj" not in self.model.policy:
-            raise ValueError("data.adevis_strategies: ADEVIS conditions a reproj_v2v policy")
         specs = [r.name for r in self.rewards.rewards]
         unknown = [n for n in self.data.decoupled_rewards if n not in specs]
         if self.data.decoupled_every and unknown:

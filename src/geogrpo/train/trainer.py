@@ -225,6 +225,11 @@ class GRPOTrainer:
                 f"data.kind: {self.config.data.kind!r} does not condition a {self.conditioning} "
                 "policy (v2v policies take pairs or speed_pairs, t2v policies clips)"
             )
+        if self.config.data.adevis_strategies and self.conditioning != "reproj_v2v":
+            raise ValueError(
+                f"data.adevis_strategies: ADEVIS builds reproj_v2v conditions; "
+                f"{self.config.model.policy} is a {self.conditioning} policy"
+            )
         ds = self._dataset("train", self.config.data.train_items)
         return [ds[i] for i in range(len(ds))]
 
