@@ -15,6 +15,7 @@ from geogrpo.utils.video import read_video
 from geogrpo.world.datasets import (
     SPLITS,
     MultiViewPairs,
+    SpeedRescaledPairs,
     TextToVideoClips,
     build_missing,
     check_training_split,
@@ -63,6 +64,27 @@ def test_cache_returns_the_same_item(tmp_path):
             assert torch.equal(value, cached[key]), key
         else:
             assert value == cached[key], key
+
+
+def test_a_truncated_cache_item_is_named(tmp_path):
+    TextToVideoClips("val", 1, num_frames=2, size=16, cache_dir=tmp_path)[0]
+    item = tmp_path / "t2v_000000.safetensors"
+    item.write_bytes(item.read_bytes()[:50])
+    with pytest.raises(ValueError, match="t2v_000000.safetensors is not a readable item"):
+        TextToVideoClips("val", 1, num_frames=2, size=16, cache_dir=tmp_path)[0]
+
+
+def test_speed_rescaled_pairs_keep_their_sampled_speed_maxima():
+    from geogrpo.camera.trajectory import trajectory_speeds
+
+    item = SpeedRescaledPairs("train", 1, num_frames=5, size=16)[0]
+    v_t, v_r = (float(x.max()) for x in trajectory_speeds(item["relative_w2c"]))
+    kind = item["relative_kind"]  # game_rescaled_<v_t>u_<v_r>rad
+    want_t, want_r = (float(x) for x in kind.removeprefix("game_rescaled_")[:-3].split("u_"))
+    assert v_t == pytest.approx(want_t, abs=1e-3) and v_r == pytest.approx(want_r, abs=1e-3)
+    prior = SpeedRescaledPairs.translation_prior
+    assert prior.low <= v_t <= prior.high
+    torch.testing.assert_close(item["target_w2c"], item["relative_w2c"] @ item["source_w2c"])
 
 
 def test_cache_refuses_items_built_with_other_settings(tmp_path):

@@ -381,9 +381,14 @@ def _load_cached(cache_dir: Path | None, kind: str, index: int) -> dict[str, Any
         return None
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    item: dict[str, Any] = dict(load_file(str(path)))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        item: dict[str, Any] = dict(load_file(str(path)))
+    except Exception as err:
+        raise ValueError(
+            f"cache: {path} is not a readable item ({err}); delete it and it is rendered again"
+        ) from None
     item.update(json.loads(meta.get("strings", "{}")))
     return item
 
