@@ -341,8 +341,8 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_RECIPE = "devis_grpo"
-DEMO_STEPS = 30
+DEMO_RECIPE = "camera_fidelity"
+DEMO_STEPS = 24
 
 
 def _demo(args: argparse.Namespace) -> int:

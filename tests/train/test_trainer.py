@@ -52,7 +52,9 @@ def snapshot(trainer: GRPOTrainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["geo_align", "devis_grpo", "vggrpo", "world_r1"])
+@pytest.mark.parametrize(
+    "recipe", ["geo_align", "devis_grpo", "vggrpo", "world_r1", "camera_fidelity"]
+)
 def test_every_trainable_parameter_changes_and_no_frozen_one(recipe, data_dir, tmp_path):
     trainer = GRPOTrainer(tiny(recipe, data_dir), tmp_path / recipe)
     trained = {f"transformer.{n}" for n, _ in trainer.trainable}
