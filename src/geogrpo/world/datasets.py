@@ -257,17 +257,7 @@ class MultiViewPairs(_WorldClips):
     min_frames = 2
 
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
-        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
-        source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
-        source_w2c = make_path(source_kind, self.num_frames, path_seed)
-        if float(torch.rand(1, generator=rng)) < EXTREME_ORBIT_SHARE:
-            degrees = float(60 + 30 * torch.rand(1, generator=rng))
-            degrees *= 1 if float(torch.rand(1, generator=rng)) < 0.5 else -1
-            relative_kind = f"orbit_{degrees:+.1f}deg"
-            relative = orbit_path(self.num_frames, degrees)
-        else:
-            relative_kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
-            relative = preset_trajectory(relative_kind, self.num_frames)
+        source_w2c, relative, relative_kind = self._paths(rng)
         target_w2c = relative @ source_w2c
         src = render(scene, source_w2c, self.size, self.size)
         tgt = render(scene, target_w2c, self.size, self.size)
@@ -287,6 +277,18 @@ class MultiViewPairs(_WorldClips):
             "scene": scene.to_json(),
         }
 
+    def _paths(self, rng: torch.Generator) -> tuple[Tensor, Tensor, str]:
+        """``(source_w2c [F, 4, 4], relative [F, 4, 4], what the relative path is)``."""
+        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
+        source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
+        source_w2c = make_path(source_kind, self.num_frames, path_seed)
+        if float(torch.rand(1, generator=rng)) < EXTREME_ORBIT_SHARE:
+            degrees = float(60 + 30 * torch.rand(1, generator=rng))
+            degrees *= 1 if float(torch.rand(1, generator=rng)) < 0.5 else -1
+            return source_w2c, orbit_path(self.num_frames, degrees), f"orbit_{degrees:+.1f}deg"
+        kind = PRESETS[int(torch.randint(len(PRESETS), (1,), generator=rng))]
+        return source_w2c, preset_trajectory(kind, self.num_frames), kind
+
 
 class SpeedRescaledPairs(MultiViewPairs):
     """Geo-Align's training pairs: a walking source (CityWalk's role) and a game-style target
@@ -298,31 +300,14 @@ class SpeedRescaledPairs(MultiViewPairs):
     translation_prior = SpeedPrior(mean=0.06, std=0.03, low=0.01, high=0.12)  # units / frame
     rotation_prior = SpeedPrior(mean=0.03, std=0.015, low=0.005, high=0.06)  # rad / frame
 
-    def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
+    def _paths(self, rng: torch.Generator) -> tuple[Tensor, Tensor, str]:
         path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
         source_w2c = make_path("walking", self.num_frames, path_seed)
         game = make_path("game", self.num_frames, path_seed + 1)
         relative, v_t, v_r = sample_speed_rescaled(
             game @ invert_pose(game[0]), self.translation_prior, self.rotation_prior, rng
         )
-        target_w2c = relative @ source_w2c
-        src = render(scene, source_w2c, self.size, self.size)
-        tgt = render(scene, target_w2c, self.size, self.size)
-        return {
-            "source_video": src.rgb,
-            "source_depth": src.depth,
-            "source_w2c": src.w2c,
-            "target_video": tgt.rgb,
-            "target_depth": tgt.depth,
-            "target_w2c": tgt.w2c,
-            "relative_w2c": relative,
-            "intrinsics": src.intrinsics,
-            "source_dynamic": src.dynamic,
-            "target_dynamic": tgt.dynamic,
-            "caption": describe_scene(scene),
-            "relative_kind": f"game_rescaled_{v_t:.3f}u_{v_r:.3f}rad",
-            "scene": scene.to_json(),
-        }
+        return source_w2c, relative, f"game_rescaled_{v_t:.3f}u_{v_r:.3f}rad"
 
 
 def build_missing(dataset: _WorldClips, indices: Iterable[int], workers: int = 1) -> int:
