@@ -431,11 +431,10 @@ class GRPOTrainer:
                 d[f"spearman/{name}_vs_{metric}"] = (
                     sum(finite) / len(finite) if finite else math.nan
                 )
-        for metric, values in truth.items():
-            d[f"truth/{metric}"] = float(values.mean())
-            d[f"truth_std_in_group/{metric}"] = float(
-                values.reshape(-1, g).std(dim=1, unbiased=False).mean()
-            )
+        for metric, values in truth.items():  # NaN for broken samples, left out here
+            d[f"truth/{metric}"] = float(values.nanmean())
+            spread = values.reshape(-1, g).std(dim=1, unbiased=False)
+            d[f"truth_std_in_group/{metric}"] = float(spread.nanmean())
 
     def truth_metrics(self, video: Tensor, conditions: ConditionBatch) -> dict[str, Tensor]:
         """Ground-truth metrics per sample where the world knows the truth: PSNR/SSIM against
