@@ -210,3 +210,22 @@ def test_cli_train_and_config_show(data_dir, tmp_path, capsys):
     assert main(args) == 2  # a used --out without --resume
     assert "pass --resume auto" in capsys.readouterr().err
     assert main(["train", "--recipe", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_config_layers_recipe_file_and_set(tmp_path):
+    """Defaults <- recipe <- --config file <- --set, each key mapping onto one field."""
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("rl:\n  kl_beta: 0.01\nsampling:\n  group_size: 4\n", encoding="utf-8")
+    config = load_config("vggrpo", config_file=extra, overrides=["sampling.group_size=6"])
+    assert config.rl.kl_beta == 0.01  # the file over the recipe's 0.004
+    assert config.sampling.group_size == 6  # --set over the file
+    assert config.rewards.rewards[0].options == {"source": "latent"}  # the recipe's
+    assert config.optim.warmup_steps == 0  # a default
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rl: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.yaml: not a readable YAML config"):
+        load_config("vggrpo", config_file=bad)
+    with pytest.raises(FileNotFoundError, match="no file"):
+        load_config("vggrpo", config_file=tmp_path / "none.yaml")
+    with pytest.raises(ValueError, match="expected section.field=value"):
+        load_config("vggrpo", overrides=["rl.kl_beta"])
