@@ -1,6 +1,6 @@
 """Markdown rows of finished GRPO runs for bench/RESULTS.md: base vs trained per metric on the
 fixed conditions (mean change, 95 % t-interval over conditions, how many rose) and the median
-time per step by phase.
+time per step by phase (runs before the truth diagnostic had its own timer count it in reward).
 
     python bench/grpo_summary.py runs/geo_align runs/devis_grpo
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from geogrpo.train.logging import read_jsonl
 
-PHASES = ("time/rollout", "time/decode", "time/reward", "time/update")
+PHASES = ("time/rollout", "time/decode", "time/reward", "time/truth", "time/update")
 
 
 def summarize(run: Path) -> str:
@@ -32,7 +32,7 @@ def summarize(run: Path) -> str:
                 f"| {key} | {c['before']:.4f} | {c['after']:.4f} | {c['change']:+.4f} | "
                 f"[{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | {c['rose']}/{c['n']} |"
             )
-    medians = {p: statistics.median(r[p] for r in rows) for p in PHASES}
+    medians = {p: statistics.median(r.get(p, 0.0) for r in rows) for p in PHASES}
     total = sum(medians.values())
     parts = ", ".join(f"{p.split('/')[1]} {v:.1f} s" for p, v in medians.items())
     lines += ["", f"Median step: {total:.1f} s ({parts})."]

@@ -412,16 +412,23 @@ class GRPOTrainer:
             else 0.0
         )
         d["advantage/abs_max"] = float(rollout.advantages.abs().max())
-        truth = (
-            self.truth_metrics(rollout.video, rollout.conditions)
-            if rollout.video is not None
-            else {}
-        )
         for j, k in enumerate(rollout.active):
             name = self.rewards[k][0]
             rk, vk = r[..., j], v[..., j]
             d[f"reward/{name}"] = float(rk[vk].mean()) if vk.any() else math.nan
             d[f"reward_std_in_group/{name}"] = float(rk.std(dim=1, unbiased=False).mean())
+
+    def diagnose_truth(self, rollout: Rollout) -> None:
+        """The ground truth beside the rewards on the training rollouts: each truth metric's mean
+        and within-group std, and the within-group Spearman correlation of every reward with it
+        (a reward that ranks samples against the truth is being hacked)."""
+        if rollout.video is None:
+            return
+        g, d = self.config.sampling.group_size, rollout.diagnostics
+        truth = self.truth_metrics(rollout.video, rollout.conditions)
+        for j, k in enumerate(rollout.active):
+            name = self.rewards[k][0]
+            rk, vk = rollout.rewards[..., j], rollout.reward_valid[..., j]
             for metric, values in truth.items():
                 per_group = [
                     spearman(rk[n][vk[n]], values.reshape(-1, g)[n][vk[n]])
@@ -574,6 +581,9 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         self.score(roll)
         times["time/reward"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.diagnose_truth(roll)
+        times["time/truth"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         stats = self.update(roll, step)
         times["time/update"] = time.perf_counter() - t0
