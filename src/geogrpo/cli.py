@@ -229,6 +229,16 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         policy = VideoPolicy.from_pretrained(args.policy).to(device)
     name = policy.conditioning.name
+    guidance = None
+    if args.guidance_reward:
+        from geogrpo.recipes.build import build_guidance_reward
+        from geogrpo.train.rollout import RewardGuidance
+
+        guidance = RewardGuidance(
+            build_guidance_reward(args.guidance_reward),
+            args.guidance_step_size,
+            args.guidance_every,
+        )
     cond = None
     if name in ("camera_v2v", "reproj_v2v"):
         if not args.source or not args.trajectory:
@@ -259,6 +269,12 @@ def _sample(args: argparse.Namespace) -> int:
             progress=True,
             guidance_scale=args.guidance_scale,
             inputs=inputs,
+            reward_guidance=guidance,
+        )
+    if guidance is not None and guidance.history:
+        print(
+            f"{args.guidance_reward} of the clean prediction before each nudge: "
+            + " -> ".join(f"{r:.4f}" for r in guidance.history)
         )
     frames_01 = model_to_frames(video.cpu())[0]  # [F, H, W, 3]
     write_video(out, frames_01)
@@ -593,14 +609,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--width", type=int, default=None, help="t2v: width, overrides --size (Wan: 832 x 480)"
     )
-    s.add_argument("--steps", type=int, default=20, help="ODE steps (default: 20)")
-    s.add_argument("--shift", type=float, default=3.0, help="time shift (default: 3.0)")
+    s.add_argument(
+        "--num-inference-steps",
+        "--steps",
+        dest="steps",
+        type=int,
+        default=20,
+        help="ODE steps, as diffusers names them (default: 20)",
+    )
+    s.add_argument(
+        "--shift", type=float, default=3.0, help="time shift, diffusers' flow_shift (default: 3.0)"
+    )
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     s.add_argument(
         "--guidance-scale",
         type=float,
         default=1.0,
         help="classifier-free guidance against the empty prompt; 1 = off (default: 1.0)",
+    )
+    s.add_argument(
+        "--guidance-reward",
+        default=None,
+        help="test-time reward guidance (VGGRPO): 'smoothness' of the camera the Latent "
+        "Geometry Model reads from the latents (embedded policies' latents)",
+    )
+    s.add_argument(
+        "--guidance-step-size",
+        type=float,
+        default=0.05,
+        help="per-element move up the normalised reward gradient (default: 0.05)",
+    )
+    s.add_argument(
+        "--guidance-every", type=int, default=5, help="guide after every n-th step (default: 5)"
     )
     s.add_argument(
         "--device", default="cpu", help="torch device, e.g. cuda or cuda:1 (default: cpu)"

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from geogrpo.camera.se3 import intrinsics_from_fov
+from geogrpo.camera.se3 import intrinsics_from_fov, make_pose
 from geogrpo.models.autoencoder import SPATIAL_STRIDE, TEMPORAL_STRIDE, unfold_frames
 from geogrpo.perception.base import GeometryEstimate
 from geogrpo.perception.tinygeo import (
@@ -89,6 +89,15 @@ class LatentGeometryEstimator:
             else LatentGeometryModel.from_pretrained(model)
         )
         self.model.eval().requires_grad_(False)
+
+    def cameras(self, latents: Tensor) -> Tensor:
+        """Differentiable w2c ``[B, F, 4, 4]`` (relative to frame 0) of latents
+        ``[B, C, k + 1, h, w]``: the camera head without the estimate's bookkeeping, for
+        test-time reward guidance (gradients flow to the latents, the model stays frozen)."""
+        if latents.ndim != 5:
+            raise ValueError(f"latents: expected [B, C, k + 1, h, w], got {tuple(latents.shape)}")
+        out = self.model(latents.float())
+        return make_pose(out["rotation"], out["translation"])
 
     def estimate_latents(self, latents: Tensor) -> GeometryEstimate:
         if latents.ndim != 5:

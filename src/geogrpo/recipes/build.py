@@ -155,6 +155,20 @@ def build_rewards(specs: list[Any], shared: Shared):
     ]
 
 
+def build_guidance_reward(name: str, shared: Shared | None = None) -> Callable[[Any], Any]:
+    """A differentiable reward of latents ``[B, C, F, h, w] -> [B]`` for test-time guidance
+    (VGGRPO): ``smoothness`` through the Latent Geometry Model. Reprojection is not offered: its
+    z-buffered splatting has no useful gradient."""
+    if name != "smoothness":
+        raise ValueError(
+            f"guidance reward: {name!r} has no differentiable latent form; use smoothness"
+        )
+    from geogrpo.rewards.geometry import smoothness_score
+
+    lgm = (shared or Shared("tinygeo", {})).latent_estimator()
+    return lambda latents: smoothness_score(lgm.cameras(latents))
+
+
 def needs_pixels(reward: Reward) -> bool:
     """Whether a reward reads the decoded video (latent rewards do not)."""
     return getattr(reward, "source", "rgb") != "latent"

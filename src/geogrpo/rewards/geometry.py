@@ -52,6 +52,15 @@ def smoothness_errors(
     return e_trans, e_rot
 
 
+def smoothness_score(
+    w2c: Tensor, eps_translation: float = 1e-2, eps_rotation: float = math.radians(0.1)
+) -> Tensor:
+    """``(exp(-e_trans) + exp(-e_rot)) / 2`` in (0, 1] of :func:`smoothness_errors`, ``[...]``;
+    differentiable in ``w2c`` (the latent guidance ascends it)."""
+    e_t, e_r = smoothness_errors(w2c, eps_translation, eps_rotation)
+    return 0.5 * (torch.exp(-e_t) + torch.exp(-e_r))
+
+
 def reprojection_errors(
     depth: Tensor,  # [F, H, W], 0 where unknown
     confidence: Tensor,  # [F, H, W] in [0, 1]

@@ -19,6 +19,8 @@ from geogrpo.rl.sde import SDEKind, ode_step, sde_step
 
 # velocity(x_t [B, ...], t) -> v [B, ...]
 VelocityFn = Callable[[Tensor, float], Tensor]
+# guide(step index, x_next [B, ...], v [B, ...], t_next) -> nudged x_next (reward guidance)
+GuideFn = Callable[[int, Tensor, Tensor, float], Tensor]
 
 
 @dataclass
@@ -42,11 +44,14 @@ def denoise(
     *,
     keep: str = "trained",
     progress: bool = False,
+    guide: GuideFn | None = None,
 ) -> DenoisingPath:
     """Walk ``plan.timesteps`` from noise to data.
 
     ``keep`` says which states to return: ``"trained"`` the state before and after each trained
     step (what the GRPO loss re-scores), ``"all"`` every grid point, ``"none"`` only the result.
+    ``guide`` may nudge the latent after each step (test-time reward guidance,
+    :mod:`geogrpo.rl.guidance`); it is for sampling, not for rollouts whose log-probs are trained.
     """
     if keep not in ("trained", "all", "none"):
         raise ValueError(f"keep: expected 'trained', 'all' or 'none', got {keep!r}")
@@ -67,6 +72,8 @@ def denoise(
             x, log_probs[i] = out.x_next, out.log_prob
         else:
             x = ode_step(x, v, t, t_next)
+        if guide is not None:
+            x = guide(i, x, v, t_next)
         if i + 1 in wanted:
             states[i + 1] = x
     return DenoisingPath(latents=x, states=states, log_probs=log_probs)

@@ -3,13 +3,15 @@ in micro-batches, and plain ODE generation for ``geogrpo sample`` and evaluation
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from geogrpo.models.conditioning import Condition, ConditionInputs
 from geogrpo.models.policy import VideoPolicy
+from geogrpo.rl.guidance import reward_guidance_step
 from geogrpo.rl.rollout import DenoisingPath, VelocityFn, denoise
 from geogrpo.rl.schedules import StepPlan, flow_matching_timesteps, ode_plan
 from geogrpo.rl.sde import SDEKind
@@ -65,17 +67,43 @@ def generate(
     progress: bool = False,
     guidance_scale: float = 1.0,
     inputs: ConditionInputs | None = None,
+    reward_guidance: RewardGuidance | None = None,
 ) -> Tensor:
     """Sample videos ``[B, 3, F, H, W]`` in ``[-1, 1]`` with the deterministic ODE sampler.
 
     ``inputs`` are what the conditioning needs (source video, cameras, ...); the seed fixes the
     initial noise. ``guidance_scale`` != 1 samples with classifier-free guidance against the
-    empty prompt.
+    empty prompt; ``reward_guidance`` nudges the latents uphill on a differentiable latent
+    reward at some steps (VGGRPO's test-time guidance).
     """
     inputs = replace(inputs or ConditionInputs(), num_frames=num_frames, image_size=(height, width))
     condition = policy.prepare(prompts, inputs, guidance_scale=guidance_scale)
     gen = torch.Generator().manual_seed(seed)
     noise = policy.initial_noise(condition, num_frames, height, width, gen)
     plan = ode_plan(flow_matching_timesteps(num_inference_steps, shift))
-    out = rollout(policy, condition, noise, plan, keep="none", progress=progress)
+    guide = reward_guidance.guide if reward_guidance is not None else None
+    velocity = policy_velocity(policy, condition)
+    out = denoise(velocity, noise, plan, keep="none", progress=progress, guide=guide)
     return policy.decode(out.latents)
+
+
+@dataclass
+class RewardGuidance:
+    """Test-time reward guidance (VGGRPO sec. 4.3): after every ``every``-th step, starting at
+    ``first``, move the latent by ``step_size`` (per element, the gradient normalised to unit
+    RMS) up the gradient of ``reward(x0)``, ``x0 = x_next - t_next v`` the clean prediction."""
+
+    reward: Callable[[Tensor], Tensor]  # latents [B, C, F, h, w] -> [B], differentiable
+    step_size: float = 0.05
+    every: int = 5
+    first: int = 0
+    history: list[float] = field(default_factory=list)  # mean reward before each nudge
+
+    def guide(self, i: int, x: Tensor, v: Tensor, t_next: float) -> Tensor:
+        if t_next <= 0 or i < self.first or (i - self.first) % self.every:
+            return x
+        out = reward_guidance_step(
+            x, lambda z: self.reward(z - t_next * v.detach()), self.step_size, normalize=True
+        )
+        self.history.append(float(out.reward.mean()))
+        return out.x
