@@ -10,7 +10,7 @@ import torch
 
 from geogrpo.train.config import load_config, recipe_names
 from geogrpo.train.logging import read_jsonl
-from geogrpo.train.trainer import GRPOTrainer, policy_from_run
+from geogrpo.train.trainer import GRPOTrainer, policy_from_run, watchdog_stats
 
 # Small enough for 2 CPU cores: one condition, groups of 2, 2 denoising steps, no evaluation.
 TINY = (
@@ -229,3 +229,20 @@ def test_config_layers_recipe_file_and_set(tmp_path):
         load_config("vggrpo", config_file=tmp_path / "none.yaml")
     with pytest.raises(ValueError, match="expected section.field=value"):
         load_config("vggrpo", overrides=["rl.kl_beta"])
+
+
+def test_watchdog_warns_when_the_fixed_outputs_drift_from_the_base(data_dir, tmp_path, capsys):
+    trainer = GRPOTrainer(tiny("overfit", data_dir, "logging.watchdog_tolerance=0.3"), tmp_path)
+    video = torch.full((2, 5, 16, 16, 3), 0.5)
+    video[..., 0] = 0.6  # a little colour
+    base = {f"eval/val/watchdog/{k}": v for k, v in watchdog_stats(video).items()}
+    trainer.evals[0] = {"metrics": base}
+    same = dict(base)
+    trainer._warn_on_drift(4, same)
+    assert not any("warn_" in k for k in same)
+    video[..., 0] = 1.0  # saturated: the kind of drift a hacked reward causes
+    drifted = {f"eval/val/watchdog/{k}": v for k, v in watchdog_stats(video).items()}
+    trainer._warn_on_drift(4, drifted)
+    assert drifted["eval/val/watchdog/warn_saturation"] == 1.0
+    assert "warn_high_frequency" not in " ".join(drifted)  # a flat image stays flat
+    assert "saturation of the fixed val outputs moved" in capsys.readouterr().out

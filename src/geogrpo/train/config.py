@@ -269,7 +269,9 @@ class LoggingConfig:
         1,
     )
     watchdog_tolerance: float = _help(
-        "warn when a watchdog statistic drifts this far (relative) from the base model's", 0.3
+        "warn when a watchdog statistic (brightness, saturation, high-frequency energy) of the "
+        "fixed evaluation outputs drifts this far (relative) from the base model's",
+        0.3,
     )
     progress: bool = _help("show a progress bar", True)
 

@@ -70,9 +70,9 @@ def spearman(a: Tensor, b: Tensor) -> float:
     return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
 
-def watchdog_stats(video: Tensor, group_size: int) -> dict[str, float]:
+def watchdog_stats(video: Tensor, group_size: int | None = None) -> dict[str, float]:
     """Statistics a hacked reward tends to move, of ``[B, F, H, W, 3]`` in [0, 1]: brightness,
-    saturation, high-frequency energy and diversity within a group."""
+    saturation, high-frequency energy and, for groups, the diversity within a group."""
     lum = video.mean(dim=-1)  # [B, F, H, W]
     lap = (
         4 * lum[..., 1:-1, 1:-1]
@@ -81,13 +81,15 @@ def watchdog_stats(video: Tensor, group_size: int) -> dict[str, float]:
         - lum[..., 1:-1, :-2]
         - lum[..., 1:-1, 2:]
     )
-    groups = video.reshape(-1, group_size, *video.shape[1:])
-    return {
+    stats = {
         "brightness": float(lum.mean()),
         "saturation": float((video.amax(dim=-1) - video.amin(dim=-1)).mean()),
         "high_frequency": float(lap.abs().mean()),
-        "diversity": float(groups.std(dim=1).mean()),
     }
+    if group_size is not None:
+        groups = video.reshape(-1, group_size, *video.shape[1:])
+        stats["diversity"] = float(groups.std(dim=1).mean())
+    return stats
 
 
 @dataclass
@@ -143,7 +145,6 @@ class GRPOTrainer:
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
         )
         self.step = 0
-        self.watch_base: dict[str, float] = {}
         self.evals: dict[int, dict[str, Any]] = {}
         if resume is not None:
             self._resume(resume)
@@ -590,18 +591,9 @@ class GRPOTrainer:
         row = {**roll.diagnostics, **stats, **times}
         row["decoupled"] = float(self.is_decoupled(step))
         row["window_start"] = float(roll.plan.train_indices[0])
-        if roll.video is not None:
+        if roll.video is not None:  # logged; warnings come from the fixed conditions (evaluate)
             watch = watchdog_stats(roll.video, self.config.sampling.group_size)
-            for key, value in watch.items():
-                row[f"watchdog/{key}"] = value
-                base = self.watch_base.setdefault(key, value)
-                drift = abs(value - base) / max(abs(base), 1e-3)
-                if drift > self.config.logging.watchdog_tolerance:
-                    row[f"watchdog/warn_{key}"] = 1.0
-                    tqdm.write(
-                        f"warning: step {step + 1}: {key} moved {drift:.0%} from the base "
-                        f"model's {base:.4f} to {value:.4f}; a reward may be hacked"
-                    )
+            row.update({f"watchdog/{key}": value for key, value in watch.items()})
         return row
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -649,6 +641,8 @@ class GRPOTrainer:
             for key, values in table.items():
                 finite = [x for x in values if math.isfinite(x)]
                 metrics[f"eval/{split}/{key}"] = sum(finite) / len(finite) if finite else math.nan
+            for key, value in watchdog_stats(video).items():
+                metrics[f"eval/{split}/watchdog/{key}"] = value
             if split == "val" and e.videos and not (base_tail or sde):
                 self._write_side_by_side(step, cond, video)
         return {"metrics": metrics, "per_condition": per_condition}
@@ -735,9 +729,28 @@ class GRPOTrainer:
             result["metrics"].update(
                 {k.replace("eval/", prefix): v for k, v in extra["metrics"].items()}
             )
+        self._warn_on_drift(step, result["metrics"])
         self.evals[step] = result
         log.log(step, result["metrics"])
         atomic_write_json(self.out / "evals.json", {str(k): v for k, v in self.evals.items()})
+
+    def _warn_on_drift(self, step: int, metrics: dict[str, Any]) -> None:
+        """Warn (and log ``.../warn_<stat>``) when a watchdog statistic of the fixed conditions'
+        outputs moved more than ``logging.watchdog_tolerance`` from the base model's (step 0):
+        the same conditions and noise, so only the model changed."""
+        if 0 not in self.evals:
+            return
+        base = self.evals[0]["metrics"]
+        for key in [k for k in metrics if "/watchdog/" in k and k in base]:
+            drift = abs(metrics[key] - base[key]) / max(abs(base[key]), 1e-3)
+            if drift > self.config.logging.watchdog_tolerance:
+                head, stat = key.rsplit("/", 1)
+                metrics[f"{head}/warn_{stat}"] = 1.0
+                tqdm.write(
+                    f"warning: step {step}: {stat} of the fixed {key.split('/')[1]} outputs moved "
+                    f"{drift:.0%} from the base model's {base[key]:.4f} to {metrics[key]:.4f}; "
+                    "a reward may be hacked"
+                )
 
     def summary(self) -> dict[str, Any]:
         """Base (step 0) vs trained (last evaluation) on the fixed conditions: mean change per
@@ -769,7 +782,6 @@ class GRPOTrainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "watch_base": self.watch_base,
             "evals": self.evals,
         }
         weights = {n: p.detach().cpu() for n, p in self.trainable}
@@ -799,7 +811,6 @@ class GRPOTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
-        self.watch_base = dict(state["watch_base"])
         self.evals = dict(state["evals"])
 
 
