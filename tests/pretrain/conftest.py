@@ -12,7 +12,7 @@ def autoencoder_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     cfg = AutoencoderPretrainConfig(
         out=str(root / "ae"),
-        data_dir=str(root / "data" / "t2v"),
+        data_dir=str(root / "data"),
         n_train=6,
         n_val=2,
         steps=60,

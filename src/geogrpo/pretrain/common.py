@@ -24,9 +24,11 @@ from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 def load_videos(
     kind: str, split: str, n: int, data_dir: str | Path, key: str, frames: int = 17, size: int = 96
 ) -> Tensor:
-    """``n`` clips as ``uint8 [n, 3, F, H, W]`` from (or into) the dataset cache ``data_dir``."""
+    """``n`` clips as ``uint8 [n, 3, F, H, W]`` from (or into) the dataset root ``data_dir``
+    (``data_dir/t2v/<split>`` or ``data_dir/pairs/<split>``, as every command lays it out)."""
     cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
-    ds = cls(split, n, frames, size, cache_dir=Path(data_dir) / split)
+    folder = "t2v" if kind == "t2v" else "pairs"
+    ds = cls(split, n, frames, size, cache_dir=Path(data_dir) / folder / split)
     items = (ds[i][key] for i in tqdm(range(n), desc=f"load {split} {key}", leave=False))
     return torch.stack([(v * 255).round().to(torch.uint8).permute(3, 0, 1, 2) for v in items])
 

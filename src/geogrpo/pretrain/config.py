@@ -29,9 +29,9 @@ class AutoencoderPretrainConfig:
         "out/latest/ holds the train state while it runs",
     )
     data_dir: str = option(
-        "data/t2v",
-        "cache of text-to-video clips, one subfolder per split (geogrpo world build --kind t2v "
-        "--out DIR writes one); clips missing there are rendered and saved",
+        "data",
+        "dataset root: text-to-video clips are cached under DIR/t2v (geogrpo world build "
+        "--out DIR writes there; clips missing are rendered and saved)",
     )
     n_train: int = option(900, "train-split clips; every frame of every clip is a training frame")
     n_val: int = option(
