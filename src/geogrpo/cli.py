@@ -358,7 +358,7 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 DEMO_RECIPE = "camera_fidelity"
-DEMO_STEPS = 24
+DEMO_STEPS = 20
 
 
 def _demo(args: argparse.Namespace) -> int:
