@@ -47,11 +47,11 @@ from geogrpo.rl.schedules import (
 )
 from geogrpo.rl.sde import SDE_STEPS, sde_step
 from geogrpo.train import checkpoint as ckpt
+from geogrpo.train import rollout as sampling
 from geogrpo.train.conditions import ConditionBatch, adevis_stage, concat, from_items
 from geogrpo.train.config import GRPOConfig, config_to_yaml, flatten
 from geogrpo.train.logging import RunLogger
 from geogrpo.train.plots import plot_run
-from geogrpo.train.rollout import policy_velocity
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
 from geogrpo.utils.video import model_to_frames, write_video
 
@@ -325,8 +325,8 @@ class GRPOTrainer:
         f, (h, w) = cond.inputs.num_frames, cond.inputs.image_size
         noise = self.policy.initial_noise(condition, f, h, w, gen)
         plan = ode_plan(flow_matching_timesteps(steps, s.shift))
-        path = denoise(
-            policy_velocity(self.policy, condition, s.micro_batch_size), noise, plan, keep="none"
+        path = sampling.rollout(
+            self.policy, condition, noise, plan, micro_batch=s.micro_batch_size, keep="none"
         )
         return model_to_frames(self.policy.decode(path.latents)).cpu()
 
@@ -342,13 +342,15 @@ class GRPOTrainer:
         f, (h, w) = conditions.inputs.num_frames, conditions.inputs.image_size
         noise = self.policy.initial_noise(condition, f, h, w, gen)
         plan = self.plan(step)
-        path = denoise(
-            policy_velocity(self.policy, condition, s.micro_batch_size),
+        path = sampling.rollout(
+            self.policy,
+            condition,
             noise,
             plan,
             s.noise_level,
             s.sde_kind,
             gen,
+            micro_batch=s.micro_batch_size,
         )
         return Rollout(conditions=conditions, condition=condition, plan=plan, path=path)
 
@@ -608,7 +610,13 @@ class GRPOTrainer:
         per_condition: dict[str, dict[str, list[float]]] = {}
         for split, cond in self.eval_sets.items():
             videos = []
-            for n in range(len(cond)):
+            bar = tqdm(
+                range(len(cond)),
+                desc=f"evaluate {split}",
+                leave=False,
+                disable=not self.config.logging.progress,
+            )
+            for n in bar:
                 one = cond.select([n])
                 condition = self.policy.prepare(
                     one.prompts, one.inputs, guidance_scale=s.guidance_scale
@@ -648,7 +656,9 @@ class GRPOTrainer:
         return {"metrics": metrics, "per_condition": per_condition}
 
     def _eval_velocity(self, condition: Condition, grid: Tensor, tail: int) -> Callable:
-        trained = policy_velocity(self.policy, condition, self.config.sampling.micro_batch_size)
+        trained = sampling.policy_velocity(
+            self.policy, condition, self.config.sampling.micro_batch_size
+        )
         if tail == 0:
             return trained
         switch = float(grid[len(grid) - 1 - tail])
