@@ -246,3 +246,21 @@ def test_watchdog_warns_when_the_fixed_outputs_drift_from_the_base(data_dir, tmp
     assert drifted["eval/val/watchdog/warn_saturation"] == 1.0
     assert "warn_high_frequency" not in " ".join(drifted)  # a flat image stays flat
     assert "saturation of the fixed val outputs moved" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end_and_refuses_a_used_folder(data_dir, tmp_path, capsys, monkeypatch):
+    """`make demo`'s command, shrunk: it trains, prints base vs trained with the truth, and
+    replaces an earlier demo only with --overwrite."""
+    from geogrpo import cli
+
+    shrink = [s for s in TINY if not s.startswith(("eval.", "steps"))]
+    shrink += ["eval.val_conditions=1", "eval.train_conditions=1", f"data.data_dir={data_dir}"]
+    monkeypatch.setattr(cli, "DEMO_SETTINGS", (*cli.DEMO_SETTINGS, *shrink))
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--steps", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "val/truth/psnr" in printed and "val/reward/view_fidelity" in printed
+    assert (out / "summary.json").is_file() and any((out / "checkpoints").iterdir())
+    assert cli.main(["demo", "--steps", "1", "--out", str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert cli.main(["demo", "--steps", "1", "--out", str(out), "--overwrite"]) == 0
