@@ -264,3 +264,14 @@ def test_demo_runs_end_to_end_and_refuses_a_used_folder(data_dir, tmp_path, caps
     assert cli.main(["demo", "--steps", "1", "--out", str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert cli.main(["demo", "--steps", "1", "--out", str(out), "--overwrite"]) == 0
+
+
+def test_spearman_averages_ties_and_is_nan_for_a_constant_group():
+    from geogrpo.train.trainer import spearman
+
+    assert spearman(torch.tensor([1.0, 2, 3]), torch.tensor([10.0, 20, 30])) == pytest.approx(1)
+    assert spearman(torch.tensor([1.0, 2, 3]), torch.tensor([3.0, 2, 1])) == pytest.approx(-1)
+    # ranks [1, 2.5, 2.5, 4] and [1, 3, 2, 4]: Pearson of the ranks = 4.5 / sqrt(4.5 * 5)
+    tied = spearman(torch.tensor([1.0, 2, 2, 3]), torch.tensor([1.0, 3, 2, 4]))
+    assert tied == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert spearman(torch.ones(4), torch.arange(4.0)) != spearman(torch.ones(4), torch.arange(4.0))

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from geogrpo.eval.metrics import psnr_per_sample, ssim_per_sample
 from geogrpo.models.conditioning import Condition
 from geogrpo.models.policy import VideoPolicy
+from geogrpo.perception.quality import LAPLACIAN
 from geogrpo.recipes.build import Shared, build_rewards, needs_pixels
 from geogrpo.rl.advantages import clip_advantages, group_advantages, multi_reward_advantages
 from geogrpo.rl.losses import gaussian_kl, grpo_step_loss, timestep_loss_weights
@@ -62,25 +63,20 @@ def seed_for(seed: int, step: int, purpose: str) -> int:
 
 
 def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman rank correlation of two ``[G]`` vectors (NaN when either is constant)."""
+    """Spearman rank correlation of two ``[G]`` vectors, ties averaged (NaN when either is
+    constant)."""
     if a.numel() < 2 or float(a.std()) == 0 or float(b.std()) == 0:
         return float("nan")
-    ra = a.argsort().argsort().double()
-    rb = b.argsort().argsort().double()
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
 
 def watchdog_stats(video: Tensor, group_size: int | None = None) -> dict[str, float]:
     """Statistics a hacked reward tends to move, of ``[B, F, H, W, 3]`` in [0, 1]: brightness,
     saturation, high-frequency energy and, for groups, the diversity within a group."""
     lum = video.mean(dim=-1)  # [B, F, H, W]
-    lap = (
-        4 * lum[..., 1:-1, 1:-1]
-        - lum[..., :-2, 1:-1]
-        - lum[..., 2:, 1:-1]
-        - lum[..., 1:-1, :-2]
-        - lum[..., 1:-1, 2:]
-    )
+    lap = torch.nn.functional.conv2d(lum.flatten(0, 1)[:, None], LAPLACIAN.to(lum)[None, None])
     stats = {
         "brightness": float(lum.mean()),
         "saturation": float((video.amax(dim=-1) - video.amin(dim=-1)).mean()),
