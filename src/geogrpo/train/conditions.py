@@ -174,6 +174,34 @@ def from_items(items: list[dict[str, Any]], conditioning: str) -> ConditionBatch
     return (from_pairs if conditioning in V2V else from_clips)(items, conditioning)
 
 
+DATA_FOLDERS = {"pairs": "pairs", "speed_pairs": "speed_pairs", "clips": "t2v"}
+
+
+def load_items(data: Any, split: str, n: int, kind: str | None = None) -> list[dict[str, Any]]:
+    """The first ``n`` items of a split as the data config ``data`` (a
+    :class:`~geogrpo.train.config.DataConfig`) describes them, rendered once and cached."""
+    from geogrpo.world.datasets import (
+        MultiViewPairs,
+        SpeedRescaledPairs,
+        TextToVideoClips,
+        build_missing,
+    )
+
+    kind = kind or data.kind
+    cls = {"pairs": MultiViewPairs, "speed_pairs": SpeedRescaledPairs, "clips": TextToVideoClips}
+    ds = cls[kind](
+        split,
+        n,
+        data.frames,
+        data.size,
+        seed=data.seed,
+        dynamic_fraction=data.dynamic_fraction,
+        cache_dir=Path(data.data_dir) / DATA_FOLDERS[kind] / split,
+    )
+    build_missing(ds, range(n), data.workers)
+    return [ds[i] for i in range(n)]
+
+
 def adevis_stage(
     base: ConditionBatch,
     stage: AccumulationStage,

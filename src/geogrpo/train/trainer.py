@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from geogrpo.eval.metrics import psnr_per_sample, ssim_per_sample
+from geogrpo.eval.truth import truth_metrics
 from geogrpo.models.conditioning import Condition
 from geogrpo.models.policy import VideoPolicy
 from geogrpo.perception.quality import LAPLACIAN
@@ -49,7 +49,13 @@ from geogrpo.rl.schedules import (
 from geogrpo.rl.sde import SDE_STEPS, sde_step
 from geogrpo.train import checkpoint as ckpt
 from geogrpo.train import rollout as sampling
-from geogrpo.train.conditions import ConditionBatch, adevis_stage, concat, from_items
+from geogrpo.train.conditions import (
+    ConditionBatch,
+    adevis_stage,
+    concat,
+    from_items,
+    load_items,
+)
 from geogrpo.train.config import GRPOConfig, config_to_yaml, flatten
 from geogrpo.train.logging import RunLogger
 from geogrpo.train.plots import plot_run
@@ -182,35 +188,6 @@ class GRPOTrainer:
         finally:
             self.policy.transformer = trained
 
-    def _dataset(self, split: str, n: int, kind: str | None = None):
-        from geogrpo.world.datasets import (
-            MultiViewPairs,
-            SpeedRescaledPairs,
-            TextToVideoClips,
-            build_missing,
-        )
-
-        d = self.config.data
-        kind = kind or d.kind
-        cls = {
-            "pairs": MultiViewPairs,
-            "speed_pairs": SpeedRescaledPairs,
-            "clips": TextToVideoClips,
-        }
-        folder = {"pairs": "pairs", "speed_pairs": "speed_pairs", "clips": "t2v"}[kind]
-        cache = Path(d.data_dir) / folder / split
-        ds = cls[kind](
-            split,
-            n,
-            d.frames,
-            d.size,
-            seed=d.seed,
-            dynamic_fraction=d.dynamic_fraction,
-            cache_dir=cache,
-        )
-        build_missing(ds, range(n), d.workers)
-        return ds
-
     def _training_pool(self) -> list[dict[str, Any]]:
         from geogrpo.world.datasets import check_training_split
 
@@ -227,8 +204,7 @@ class GRPOTrainer:
                 f"data.adevis_strategies: ADEVIS builds reproj_v2v conditions; "
                 f"{self.config.model.policy} is a {self.conditioning} policy"
             )
-        ds = self._dataset("train", self.config.data.train_items)
-        return [ds[i] for i in range(len(ds))]
+        return load_items(self.config.data, "train", self.config.data.train_items)
 
     def _eval_sets(self) -> dict[str, ConditionBatch]:
         e = self.config.eval
@@ -237,8 +213,8 @@ class GRPOTrainer:
             sets["train"] = from_items(self.pool[: e.train_conditions], self.conditioning)
         if e.val_conditions:
             kind = "clips" if self.config.data.kind == "clips" else "pairs"
-            ds = self._dataset("val", e.val_conditions, kind)
-            sets["val"] = from_items([ds[i] for i in range(len(ds))], self.conditioning)
+            items = load_items(self.config.data, "val", e.val_conditions, kind)
+            sets["val"] = from_items(items, self.conditioning)
         return sets
 
     # -- one step -----------------------------------------------------------------------------
@@ -443,26 +419,11 @@ class GRPOTrainer:
             d[f"truth_std_in_group/{metric}"] = float(spread.nanmean())
 
     def truth_metrics(self, video: Tensor, conditions: ConditionBatch) -> dict[str, Tensor]:
-        """Ground-truth metrics per sample where the world knows the truth: PSNR/SSIM against
-        the true target (v2v), agreement of the image motion with the caption's camera words
-        (t2v). Independent of every reward model."""
+        """Ground-truth metrics per sample where the world knows the truth (the fast ones of
+        :func:`geogrpo.eval.truth.truth_metrics`). Independent of every reward model."""
         if conditions.truth is None:
             return {}
-        finite = torch.isfinite(video.flatten(1)).all(dim=1)  # [B]; broken samples get NaN
-        rows = finite.nonzero().flatten()
-        if self.conditioning in ("camera_v2v", "reproj_v2v"):
-            metrics = {"psnr": psnr_per_sample, "ssim": ssim_per_sample}
-        else:
-            from geogrpo.eval.camera_words import camera_word_agreement
-
-            metrics = {"camera_words": camera_word_agreement}
-        out = {}
-        for name, fn in metrics.items():
-            values = torch.full((video.shape[0],), float("nan"), dtype=torch.float64)
-            if rows.numel():
-                values[rows] = fn(video[rows], conditions.truth[rows]).double()
-            out[name] = values
-        return out
+        return truth_metrics(video, conditions.truth, self.conditioning)
 
     def update(self, rollout: Rollout, step: int) -> dict[str, float]:
         """Clipped-ratio updates on the trained steps: ``inner_epochs`` passes over the batch,
