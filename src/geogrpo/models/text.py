@@ -5,13 +5,14 @@ padded with zeros to the transformer's cross-attention), so the DiT needs no mas
 
 :class:`GrammarTextEncoder` is the **embedded stand-in** for UMT5: a word-level vocabulary read
 from the procedural world's caption grammar (unknown words, e.g. the held-out photo names, map to
-``<unk>``) and a 2-layer transformer encoder trained jointly with the tiny DiT.
+``<unk>``) and a 2-layer transformer encoder trained jointly with the tiny DiT. It reads at most
+``max_length`` words (a learned positional table; the shipped encoders' 48 is the grammar's
+``CAPTION_MAX_WORDS``, which the grammar keeps every caption within) and refuses longer prompts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -39,7 +40,8 @@ def grammar_vocabulary() -> list[str]:
 
 
 def split_words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+|[,.]", text.lower())
+    """The words the encoder reads: the ones the caption grammar counts against its limit."""
+    return grammar.caption_words(text)
 
 
 class GrammarTextEncoder(nn.Module):
@@ -51,7 +53,7 @@ class GrammarTextEncoder(nn.Module):
         dim: int = 64,
         layers: int = 2,
         heads: int = 4,
-        max_length: int = 48,
+        max_length: int = grammar.CAPTION_MAX_WORDS,
     ) -> None:
         super().__init__()
         self.vocabulary = list(vocabulary or grammar_vocabulary())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from geogrpo.utils.checks import check_choice, check_int_range
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.paths import make_path, orbit_path
 from geogrpo.world.render import render
-from geogrpo.world.scene import Scene, generate_scene
+from geogrpo.world.scene import Primitive, Scene, generate_scene
 
 
 @dataclass(frozen=True)
@@ -121,24 +122,64 @@ def color_name(rgb: tuple[float, float, float]) -> str:
     )
 
 
-def describe_scene(scene: Scene) -> str:
-    """One sentence naming the objects of a scene (the prompt grammar's content part)."""
-    parts = []
-    for p in scene.primitives:
-        if p.kind == "plane":
-            continue
-        moving = "moving " if p.dynamic else ""
-        if p.texture.kind == "photo":
-            name = p.texture.photo.replace("_", " ")
-            words = f"{moving}{_SHAPE_WORDS[p.kind]} covered in a {name} photo"
-        else:
-            words = (
-                f"{moving}{color_name(p.texture.colors[0])} "
-                f"{_TEXTURE_WORDS[p.texture.kind]} {_SHAPE_WORDS[p.kind]}"
-            )
-        parts.append(("an " if words[0] in "aeiou" else "a ") + words)
-    listing = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
-    return f"A room with {listing}."
+# The longest caption the grammar writes, in words as :func:`caption_words` counts them: what
+# the embedded text encoders read (their learned positional table has this many rows, so the
+# shipped ones can read no more). Procedural captions stay within it by construction (at most
+# 35 scene words + 11 camera words); photo captions are shortened to fit (:func:`describe_scene`).
+CAPTION_MAX_WORDS = 48
+
+
+def caption_words(text: str) -> list[str]:
+    """The words of a caption as the embedded text encoder reads them (lower case, ``,`` and
+    ``.`` are words, anything else separates)."""
+    return re.findall(r"[a-z]+|[,.]", text.lower())
+
+
+def describe_scene(scene: Scene, max_words: int = CAPTION_MAX_WORDS) -> str:
+    """One sentence naming the objects of a scene (the prompt grammar's content part), at most
+    ``max_words`` words.
+
+    Photo-covered objects read "a ball covered in a coffee photo". Where that sentence is longer
+    than ``max_words`` (a room of five or six photo objects), every photo object reads the short
+    form "a coffee photo ball" instead: the photo's first name word where a procedural object has
+    its colour, "photo" where it has its texture word, the shape last. That has the word count of
+    a procedural object, so the short sentence is never longer than a procedural one (35 words).
+    Procedural objects, and so every train and val caption, have a single form.
+    """
+    for short in (False, True):
+        parts = [_describe_object(p, short) for p in scene.primitives if p.kind != "plane"]
+        listing = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        text = f"A room with {listing}."
+        if len(caption_words(text)) <= max_words:
+            return text
+    raise ValueError(
+        f"max_words: the scene needs {len(caption_words(text))} words even in the short form, "
+        f"more than {max_words}"
+    )
+
+
+def _describe_object(p: Primitive, short: bool) -> str:
+    moving = "moving " if p.dynamic else ""
+    if p.texture.kind == "photo" and short:
+        words = f"{moving}{p.texture.photo.split('_')[0]} photo {_SHAPE_WORDS[p.kind]}"
+    elif p.texture.kind == "photo":
+        name = p.texture.photo.replace("_", " ")
+        words = f"{moving}{_SHAPE_WORDS[p.kind]} covered in a {name} photo"
+    else:
+        words = (
+            f"{moving}{color_name(p.texture.colors[0])} "
+            f"{_TEXTURE_WORDS[p.texture.kind]} {_SHAPE_WORDS[p.kind]}"
+        )
+    return ("an " if words[0] in "aeiou" else "a ") + words
+
+
+def caption_for(scene: Scene, camera_text: str = "") -> str:
+    """The caption of an item: the scene sentence, then the camera sentence if there is one,
+    together at most :data:`CAPTION_MAX_WORDS` words (the camera sentence is never shortened)."""
+    if not camera_text:
+        return describe_scene(scene)
+    budget = CAPTION_MAX_WORDS - len(caption_words(camera_text))
+    return f"{describe_scene(scene, budget)} {camera_text}"
 
 
 def sample_camera_text(rng: torch.Generator) -> str:
@@ -211,12 +252,33 @@ class _WorldClips(Dataset):
             raise IndexError(f"index: {index} outside [0, {self.n})")
         cached = _load_cached(self.cache_dir, self.kind, index)
         if cached is not None:
+            # the caption is text about the cached scene: written by today's grammar, so items
+            # cached before a grammar fix (overlong photo captions) read as fresh ones do
+            if "caption" in cached and "scene" in cached:
+                scene = Scene.from_json(cached["scene"])
+                cached["caption"] = caption_for(scene, cached.get("camera_text", ""))
             return cached
-        rng = torch.Generator().manual_seed(_stable_seed(self.kind, self.split, self.seed, index))
-        dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
-        item = self._make(scene_for(self.split, index, dynamic), rng)
+        rng, scene = self._draw(index)
+        item = self._make(scene, rng)
         _save_cached(self.cache_dir, self.kind, index, item)
         return item
+
+    def caption(self, index: int) -> str:
+        """``self[index]["caption"]`` without rendering the item (the same random draws)."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"index: {index} outside [0, {self.n})")
+        rng, scene = self._draw(index)
+        return caption_for(scene, self._camera_text(rng))
+
+    def _draw(self, index: int) -> tuple[torch.Generator, Scene]:
+        """The item's generator and scene: every item's first draws."""
+        rng = torch.Generator().manual_seed(_stable_seed(self.kind, self.split, self.seed, index))
+        dynamic = float(torch.rand(1, generator=rng)) < self.dynamic_fraction
+        return rng, scene_for(self.split, index, dynamic)
+
+    def _camera_text(self, rng: torch.Generator) -> str:
+        """The camera sentence of the caption, drawn first after the scene ("" for none)."""
+        return ""
 
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         raise NotImplementedError
@@ -227,8 +289,11 @@ class TextToVideoClips(_WorldClips):
 
     kind = "t2v"
 
+    def _camera_text(self, rng: torch.Generator) -> str:
+        return sample_camera_text(rng)
+
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
-        camera_text = sample_camera_text(rng)
+        camera_text = self._camera_text(rng)
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
         r = render(scene, w2c, self.size, self.size)
         return {
@@ -237,7 +302,7 @@ class TextToVideoClips(_WorldClips):
             "dynamic": r.dynamic,
             "w2c": r.w2c,
             "intrinsics": r.intrinsics,
-            "caption": f"{describe_scene(scene)} {camera_text}",
+            "caption": caption_for(scene, camera_text),
             "camera_text": camera_text,
             "scene": scene.to_json(),
         }
@@ -272,7 +337,7 @@ class MultiViewPairs(_WorldClips):
             "intrinsics": src.intrinsics,
             "source_dynamic": src.dynamic,
             "target_dynamic": tgt.dynamic,
-            "caption": describe_scene(scene),
+            "caption": caption_for(scene),
             "relative_kind": relative_kind,
             "scene": scene.to_json(),
         }
