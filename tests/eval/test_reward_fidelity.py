@@ -82,6 +82,8 @@ def test_best_above_median_even_group_uses_midpoint():
     truth = torch.tensor([[1.0, 2.0, 3.0, 4.0]])  # median 2.5
     assert float(best_above_median(torch.tensor([[0.0, 9.0, 0.0, 0.0]]), truth)[0]) == 0.0
     assert float(best_above_median(torch.tensor([[0.0, 0.0, 9.0, 0.0]]), truth)[0]) == 1.0
+    ties = torch.tensor([[0.0, 1.0, 1.0]])  # the pick equals the median: half credit
+    assert float(best_above_median(torch.tensor([[0.0, 9.0, 0.0]]), ties)[0]) == 0.5
 
 
 def test_bootstrap_interval_covers_mean_and_shrinks_with_n():

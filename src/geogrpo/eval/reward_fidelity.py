@@ -47,16 +47,18 @@ def within_group_spearman(reward: Tensor, truth: Tensor, valid: Tensor | None = 
 
 
 def best_above_median(reward: Tensor, truth: Tensor, valid: Tensor | None = None) -> Tensor:
-    """``[N]`` float: 1 where the group's best sample by ``reward`` is strictly better than the
-    group's median by ``truth`` (higher is better for both), 0 where not, NaN for a group with
-    fewer than 3 valid samples."""
+    """``[N]`` float: 1 where the group's best sample by ``reward`` is better than the group's
+    median by ``truth`` (higher is better for both), 0 where worse, 0.5 on a tie (a discrete
+    truth such as a matched fraction ties often), NaN for a group with fewer than 3 valid
+    samples."""
     valid = _valid(reward, truth, valid)
     out = torch.full((reward.shape[0],), math.nan, dtype=torch.float64)
     for n in range(reward.shape[0]):
         r, t = reward[n][valid[n]].double(), truth[n][valid[n]].double()
         if r.numel() < MIN_GROUP:
             continue
-        out[n] = float(t[int(r.argmax())] > t.quantile(0.5))  # even G: mean of the middle two
+        pick, median = t[int(r.argmax())], t.quantile(0.5)  # even G: mean of the middle two
+        out[n] = 1.0 if pick > median else 0.5 if pick == median else 0.0
     return out
 
 
