@@ -9,7 +9,9 @@ ground-truth render at the requested camera to the generated frame gives 2D-3D c
 known intrinsics gives the frame's actual world-to-camera pose. The result is in the scene's
 metric units with no scale ambiguity and no alignment fitted, and it depends on no reward model.
 
-Per frame (the defaults below are keyword arguments of :func:`evaluate_cameras`):
+Per frame (the defaults below are keyword arguments of :func:`evaluate_cameras`; steps 1-6 are
+:func:`geogrpo.geometry.registration.register_frame`, shared with the flow-based estimator
+:mod:`geogrpo.perception.flow_pnp`, which registers frames against other frames instead):
 
 1. **Flow**: OpenCV DIS, ``PRESET_MEDIUM`` with the finest scale set to 0 (full resolution: at
    the small sizes we evaluate, the preset's half-resolution flow more than doubles the pose
@@ -75,6 +77,7 @@ from geogrpo.camera.se3 import (
     so3_exp,
 )
 from geogrpo.geometry.projection import unproject_depth
+from geogrpo.geometry.registration import RegistrationOptions, make_dis, register_frame
 from geogrpo.utils.checks import (
     check_finite,
     check_int_range,
@@ -85,18 +88,6 @@ from geogrpo.utils.checks import (
 )
 from geogrpo.utils.video import to_uint8
 
-# DIS preset and the one setting we change (see the module docstring).
-DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-DIS_FINEST_SCALE = 0
-# Forward-backward consistency (Sundaram et al. 2010): |f + b|^2 < A (|f|^2 + |b|^2) + B, px^2.
-FB_RELATIVE = 0.01
-FB_ABSOLUTE_PX2 = 0.5
-RANSAC_CONFIDENCE = 0.999
-# PnP needs a handful of points; fewer consistent ones (or RANSAC inliers) is a failed frame.
-MIN_CORRESPONDENCES = 12
-# Window of the local statistics (texture and NCC), pixels, and the NCC's variance floor.
-PATCH = 7
-NCC_EPS = 1e-12
 # Tolerance on the [0, 1] range of input frames (decoders overshoot by rounding).
 RANGE_TOL = 1e-3
 
@@ -207,9 +198,8 @@ def evaluate_cameras(
     # Camera-frame points of every pixel centre; depth 1 where there is no surface (unused).
     points = unproject_depth(torch.where(surface, depth, torch.ones_like(depth)), k_all)
     renders, videos = to_uint8(reference_frames), to_uint8(frames)  # [F, H, W, 3]
-    dis = cv2.DISOpticalFlow_create(DIS_PRESET)
-    dis.setFinestScale(DIS_FINEST_SCALE)
-    options = _Options(
+    dis = make_dis()
+    options = RegistrationOptions(
         stride,
         min_texture,
         min_ncc,
@@ -221,7 +211,7 @@ def evaluate_cameras(
     corrections = np.full((f, 4, 4), np.nan)  # requested camera -> actual camera
     ratio = np.zeros(f)
     for i in range(f):
-        corrections[i], ratio[i] = _register_frame(
+        corrections[i], ratio[i] = register_frame(
             dis,
             cv2.cvtColor(renders[i], cv2.COLOR_RGB2GRAY),
             cv2.cvtColor(videos[i], cv2.COLOR_RGB2GRAY),
@@ -235,57 +225,6 @@ def evaluate_cameras(
     matched = torch.isfinite(actual).all(dim=(-1, -2)) & (ratios >= min_inlier_ratio)
     actual[~matched] = float("nan")
     return _errors(actual, requested, ratios, matched)
-
-
-@dataclass(frozen=True)
-class _Options:
-    """The per-frame settings of :func:`evaluate_cameras`."""
-
-    stride: int
-    min_texture: float
-    min_ncc: float
-    consistency_check: bool
-    ransac_threshold_px: float
-    ransac_iterations: int
-    seed: int
-
-
-def _register_frame(
-    dis: cv2.DISOpticalFlow,
-    render: np.ndarray,  # [H, W] uint8 gray
-    frame: np.ndarray,  # [H, W] uint8 gray
-    surface: np.ndarray,  # [H, W] bool, render has a valid surface
-    points: np.ndarray,  # [H, W, 3] render pixel centres in the requested camera's frame
-    k: np.ndarray,  # [3, 3] our pixel convention
-    opt: _Options,
-) -> tuple[np.ndarray, float]:
-    """Pose correction ``[4, 4]`` (NaN when PnP fails) and inlier ratio of one frame."""
-    failed = np.full((4, 4), np.nan), 0.0
-    h, w = render.shape
-    mean_r, var_r = _local_stats(render)
-    grid_v, grid_u = (np.arange(opt.stride // 2, n, opt.stride) for n in (h, w))
-    textured = (surface & (var_r >= opt.min_texture**2))[np.ix_(grid_v, grid_u)]
-    rows, cols = np.nonzero(textured)
-    rows, cols = grid_v[rows], grid_u[cols]
-    if rows.size == 0:
-        return failed
-    forward = dis.calc(render, frame, None)  # [H, W, 2]
-    target = np.stack([cols, rows], axis=-1) + forward[rows, cols].astype(np.float64)  # OpenCV px
-    # Inside the frame: OpenCV pixel coordinates span [-0.5, size - 0.5].
-    keep = (target >= -0.5).all(axis=-1) & (target < np.array([w, h]) - 0.5).all(axis=-1)
-    keep &= _ncc(render, mean_r, var_r, _warp(frame, forward))[rows, cols] >= opt.min_ncc
-    if opt.consistency_check:
-        backward = dis.calc(frame, render, None)  # [H, W, 2]
-        keep &= _consistent(forward[rows, cols], backward, target)
-    pose, inliers = _solve_pnp(
-        points[rows[keep], cols[keep]],
-        target[keep],
-        k,
-        opt.ransac_threshold_px,
-        opt.ransac_iterations,
-        opt.seed,
-    )
-    return failed if pose is None else (pose, inliers / rows.size)
 
 
 def _check_inputs(
@@ -331,93 +270,6 @@ def _check_inputs(
                 f"{valid_mask.dtype} {tuple(valid_mask.shape)}"
             )
     return f
-
-
-def _local_stats(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean and variance ``[H, W]`` over ``PATCH``-square windows, intensity in [0, 1]."""
-    g = gray.astype(np.float64) / 255.0
-    mean = cv2.blur(g, (PATCH, PATCH), borderType=cv2.BORDER_REFLECT)
-    var = cv2.blur(g * g, (PATCH, PATCH), borderType=cv2.BORDER_REFLECT) - mean * mean
-    return mean, np.maximum(var, 0.0)
-
-
-def _warp(gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``gray`` sampled at ``p + flow(p)`` (bilinear): the frame pulled back onto the render."""
-    h, w = gray.shape
-    u, v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        gray, u + flow[..., 0], v + flow[..., 1], cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE
-    )
-
-
-def _ncc(
-    render: np.ndarray, mean_r: np.ndarray, var_r: np.ndarray, warped: np.ndarray
-) -> np.ndarray:
-    """Local zero-mean normalised cross-correlation ``[H, W]`` of the render and warped frame.
-
-    Invariant to gain and offset (generated frames drift in exposure); 0 where the warped frame
-    is flat, so a blank frame, on which DIS returns zero flow, cannot pass as a perfect match.
-    """
-    r = render.astype(np.float64) / 255.0
-    mean_w, var_w = _local_stats(warped)
-    cov = (
-        cv2.blur(
-            r * (warped.astype(np.float64) / 255.0), (PATCH, PATCH), borderType=cv2.BORDER_REFLECT
-        )
-        - mean_r * mean_w
-    )
-    return cov / np.sqrt(var_r * var_w + NCC_EPS)
-
-
-def _consistent(forward: np.ndarray, backward: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Forward-backward check ``[N]`` for forward flows ``[N, 2]`` landing at ``target [N, 2]``."""
-    # Bilinear lookup of the backward flow at the (OpenCV-convention) target positions.
-    back = cv2.remap(
-        backward,
-        target[:, :1].astype(np.float32),
-        target[:, 1:].astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )[:, 0]  # [N, 2]
-    err = np.square(forward + back).sum(-1)
-    scale = np.square(forward).sum(-1) + np.square(back).sum(-1)
-    return err < FB_RELATIVE * scale + FB_ABSOLUTE_PX2
-
-
-def _solve_pnp(
-    points: np.ndarray,  # [N, 3] in the requested camera's frame
-    pixels: np.ndarray,  # [N, 2] OpenCV convention
-    k: np.ndarray,  # [3, 3] our convention
-    threshold: float,
-    iterations: int,
-    seed: int,
-) -> tuple[np.ndarray | None, int]:
-    """RANSAC PnP + LM refinement -> (4x4 pose correction or None, inliers under refined pose)."""
-    if len(points) < MIN_CORRESPONDENCES:
-        return None, 0
-    k_cv = k.copy()
-    k_cv[:2, 2] -= 0.5  # principal point in OpenCV's pixel convention
-    cv2.setRNGSeed(seed)
-    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-        points,
-        pixels,
-        k_cv,
-        None,
-        iterationsCount=iterations,
-        reprojectionError=threshold,
-        confidence=RANSAC_CONFIDENCE,
-        flags=cv2.SOLVEPNP_EPNP,
-    )
-    if not ok or inliers is None or len(inliers) < MIN_CORRESPONDENCES:
-        return None, 0
-    idx = inliers[:, 0]
-    rvec, tvec = cv2.solvePnPRefineLM(points[idx], pixels[idx], k_cv, None, rvec, tvec)
-    projected, _ = cv2.projectPoints(points, rvec, tvec, k_cv, None)
-    num_inliers = int((np.linalg.norm(projected[:, 0] - pixels, axis=-1) < threshold).sum())
-    pose = np.eye(4)
-    pose[:3, :3], _ = cv2.Rodrigues(rvec)
-    pose[:3, 3] = tvec[:, 0]
-    return pose, num_inliers
 
 
 def _errors(actual: Tensor, requested: Tensor, ratio: Tensor, matched: Tensor) -> CameraEvaluation:
