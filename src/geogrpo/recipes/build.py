@@ -26,6 +26,12 @@ def _classical(**kwargs: Any) -> GeometryEstimator:
     return ClassicalEstimator(**kwargs)
 
 
+def _flow_pnp(**kwargs: Any) -> GeometryEstimator:
+    from geogrpo.perception.flow_pnp import FlowPnPEstimator
+
+    return FlowPnPEstimator(**kwargs)
+
+
 def _da3(**kwargs: Any) -> GeometryEstimator:
     from geogrpo.perception.adapters import DepthAnything3Estimator
 
@@ -47,6 +53,7 @@ def _mapanything(**kwargs: Any) -> GeometryEstimator:
 ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
     "tinygeo": _tinygeo,
     "classical": _classical,
+    "flow_pnp": _flow_pnp,
     "da3": _da3,
     "vggt": _vggt,
     "mapanything": _mapanything,
@@ -54,8 +61,8 @@ ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
 
 
 def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
-    """An estimator by name: ``tinygeo``, ``classical``, or an adapter (``da3``, ``vggt``,
-    ``mapanything``: pass ``model_dir``)."""
+    """An estimator by name: ``tinygeo``, ``flow_pnp``, ``classical``, or an adapter (``da3``,
+    ``vggt``, ``mapanything``: pass ``model_dir``)."""
     if name not in ESTIMATORS:
         raise ValueError(
             f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"

@@ -139,7 +139,8 @@ class RewardsConfig:
         factory=lambda: [RewardSpec()],
     )
     estimator: str = _help(
-        "geometry estimator the rewards share (built once): tinygeo, classical, or an adapter",
+        "geometry estimator the rewards share (built once): tinygeo, flow_pnp, classical, or an "
+        "adapter",
         "tinygeo",
     )
     estimator_options: dict[str, Any] = _help(
