@@ -11,8 +11,10 @@ Per clip (``video [F, H, W, 3]``):
 
 1. **Depth and confidence**: one tinygeo pass over the clip (metric, the world's 60 degree field
    of view unless intrinsics are given). A reference pixel is used where tinygeo's confidence
-   (its probability of a static surface) is at least ``min_confidence``: sky and moving objects
-   drop out. The estimate's depth and confidence are tinygeo's.
+   (its probability of a static surface) is at least ``min_confidence``, to drop sky and moving
+   objects. (The shipped tinygeo's confidence is 0.89-1.0 on every pixel of the world's clips
+   and no lower on moving objects, about 2 % of the pixels, so in practice RANSAC rejects those
+   as outliers.) The estimate's depth and confidence are tinygeo's.
 2. **Registration** of frame ``i`` against a reference frame ``r`` with
    :func:`geogrpo.geometry.registration.register_frame` (the evaluator's code: DIS flow r -> i,
    texture mask, NCC check, forward-backward consistency, ``solvePnPRansac`` + LM refinement);
@@ -24,8 +26,10 @@ Per clip (``video [F, H, W, 3]``):
    shared view is shrinking), the previous frame becomes the keyframe and the frame registers
    against it instead. Small motions are thus measured against a fixed reference (no drift) and
    large ones (orbits of 60-100 degrees, where frame 0 leaves the view) by a chain of keyframes.
-   Measured on val against the alternatives (``bench/RESULTS.md``): frame 0 -> i directly fails
-   on most frames of large motions, consecutive chaining drifts a little more than keyframes.
+   The alternatives are options (``pairs``): ``"first"`` registers every frame against frame 0
+   (no drift, but a third of the world's frames share too little with it), ``"consecutive"``
+   chains frame i - 1 -> i (always registers, drifts a little more); measured side by side in
+   ``bench/RESULTS.md``.
 4. **Fallback**: a frame that registers against neither gets tinygeo's own relative motion from
    the previous frame (its camera head), composed onto the previous frame's pose.
 
@@ -40,6 +44,7 @@ each), a few tenths of a second per 17-frame clip on one core.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -50,8 +55,11 @@ from geogrpo.geometry.projection import unproject_depth
 from geogrpo.geometry.registration import RegistrationOptions, make_dis, register_frame
 from geogrpo.perception.base import GeometryEstimate, check_video
 from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator
-from geogrpo.utils.checks import check_positive
+from geogrpo.utils.checks import check_choice, check_positive
 from geogrpo.utils.video import to_uint8
+
+Pairs = Literal["keyframe", "consecutive", "first"]
+PAIRS = ("keyframe", "consecutive", "first")
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -67,13 +75,16 @@ def register_clip(
     intrinsics: Tensor,  # [3, 3] our pixel convention
     fallback_w2c: Tensor,  # [F, 4, 4] cameras used for frames that cannot be registered
     *,
+    pairs: Pairs = "keyframe",
     keyframe_ratio: float = 0.7,
     min_inlier_ratio: float = 0.15,
     options: RegistrationOptions | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Cameras ``[F, 4, 4]`` (float64, relative to frame 0) of one clip by keyframe registration
-    (steps 2-4 of the module docstring), whether each frame registered ``[F]`` bool (frame 0:
-    True), and the inlier ratio of the registration that was kept ``[F]`` (0 for fallbacks)."""
+    """Cameras ``[F, 4, 4]`` (float64, relative to frame 0) of one clip by registration against
+    the frames ``pairs`` chooses (steps 2-4 of the module docstring), whether each frame
+    registered ``[F]`` bool (frame 0: True), and the inlier ratio of the registration that was
+    kept ``[F]`` (0 for fallbacks)."""
+    check_choice("pairs", pairs, PAIRS)
     f = video.shape[0]
     options = options or RegistrationOptions()
     k = intrinsics.detach().to("cpu", torch.float64)
@@ -99,9 +110,12 @@ def register_clip(
     ratios[0] = 1.0
     key = 0
     for i in range(1, f):
+        if pairs == "consecutive":
+            key = i - 1
         pose, ratio = register(key, i)
         base = key
-        if (pose is None or ratio < keyframe_ratio) and key != i - 1:
+        may_move_key = pairs == "keyframe" and key != i - 1
+        if may_move_key and (pose is None or ratio < keyframe_ratio):
             key = i - 1  # the shared view with the keyframe is shrinking: move it up
             pose_prev, ratio_prev = register(key, i)
             if pose_prev is not None:
@@ -126,6 +140,7 @@ class FlowPnPEstimator:
         self,
         depth_model: TinyGeoEstimator | TinyGeo | str | Path = "tinygeo",
         *,
+        pairs: Pairs = "keyframe",
         keyframe_ratio: float = 0.7,
         min_inlier_ratio: float = 0.15,
         min_confidence: float = 0.5,
@@ -139,6 +154,8 @@ class FlowPnPEstimator:
             ("min_registered", min_registered),
         ):
             _check_fraction(name, value)
+        check_choice("pairs", pairs, PAIRS)
+        self.pairs = pairs
         self.depth_model = (
             depth_model
             if isinstance(depth_model, TinyGeoEstimator)
@@ -173,6 +190,7 @@ class FlowPnPEstimator:
                 surface[b],
                 est.intrinsics[b, 0],
                 est.w2c[b],
+                pairs=self.pairs,
                 keyframe_ratio=self.keyframe_ratio,
                 min_inlier_ratio=self.min_inlier_ratio,
                 options=self.options,
