@@ -2,7 +2,9 @@
 
     python bench/perception_rewards.py [--n 16]
 
-Prints (1) tinygeo / LGM / classical accuracy on val and held-out splits, (2) seconds per clip
+Prints (1) static-camera / tinygeo / LGM / classical / flow_pnp accuracy on val and held-out
+splits, on clean renders and on renders degraded the way a policy's are (the tiny autoencoder's
+round trip, a Gaussian blur of sigma 1 px), with seconds per clip, (2) seconds per clip
 of every reward, (3) VGGRPO's comparison: smoothness + reprojection from latents through the
 Latent Geometry Model vs decode-then-tinygeo, time and peak memory, each path measured in its
 own fresh subprocess (peak resident memory above the process's baseline after imports), and
@@ -23,34 +25,101 @@ import time
 import torch
 
 
+class StaticCamera:
+    """The trivial baseline: every camera at frame 0's pose, no depth."""
+
+    name = "static"
+    scale = "metric"
+
+    def estimate(self, video, intrinsics=None):
+        from geogrpo.perception.base import GeometryEstimate
+
+        b, f, h, w, _ = video.shape
+        return GeometryEstimate(
+            w2c=torch.eye(4, dtype=torch.float64).repeat(b, f, 1, 1),
+            intrinsics=torch.eye(3, dtype=torch.float64).repeat(b, f, 1, 1),
+            depth=torch.zeros(b, f, h, w),
+            confidence=torch.zeros(b, f, h, w),
+            scale="metric",
+            valid=torch.ones(b, dtype=torch.bool),
+        )
+
+
+def degraded_inputs(video_u8: torch.Tensor, autoencoder) -> dict[str, torch.Tensor]:
+    """What a reward sees from a policy: clean renders, the tiny autoencoder's round trip, and a
+    Gaussian blur (sigma 1 px, radius 3), each ``[N, F, H, W, 3]`` floats in [0, 1]."""
+    from geogrpo.pretrain.common import gaussian_blur
+    from geogrpo.pretrain.lgm import encode_clips
+
+    video = video_u8.float() / 255
+    n, f, h, w, _ = video.shape
+    with torch.no_grad():
+        latents = encode_clips(autoencoder, video_u8)
+        decoded = torch.cat(
+            [
+                autoencoder.decode(z).permute(0, 2, 3, 4, 1).add(1).div(2).clamp(0, 1)
+                for z in latents.split(8)
+            ]
+        )
+    blurred = gaussian_blur(video.reshape(n * f, h, w, 3).permute(0, 3, 1, 2), 1.0, 3)
+    blurred = blurred.permute(0, 2, 3, 1).reshape(n, f, h, w, 3).clamp(0, 1)
+    return {"clean": video, "autoencoder": decoded, "blur": blurred}
+
+
 def accuracy(n: int) -> None:
     from geogrpo.models.autoencoder import load_autoencoder
     from geogrpo.models.policy import PRETRAINED_DIR
     from geogrpo.perception.classical import ClassicalEstimator
+    from geogrpo.perception.flow_pnp import FlowPnPEstimator
     from geogrpo.perception.latent import LatentGeometryEstimator
     from geogrpo.perception.tinygeo import TinyGeoEstimator
     from geogrpo.pretrain.common import load_clips
     from geogrpo.pretrain.lgm import encode_clips
-    from geogrpo.pretrain.tinygeo import evaluate_geometry, geometry_accuracy
+    from geogrpo.pretrain.tinygeo import geometry_accuracy
 
     ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
     lgm = LatentGeometryEstimator()
-    print("| estimator | split | clips scored | RotErr deg | TransErr | depth AbsRel |")
-    print("|---|---|---|---|---|---|")
+    tinygeo = TinyGeoEstimator()
+    main = {
+        "static camera": StaticCamera(),
+        "tinygeo": tinygeo,
+        "flow_pnp": FlowPnPEstimator(tinygeo),
+    }
+    clean_only = {
+        "flow_pnp, pairs=consecutive": FlowPnPEstimator(tinygeo, pairs="consecutive"),
+        "flow_pnp, pairs=first": FlowPnPEstimator(tinygeo, pairs="first"),
+        "classical (up to scale)": ClassicalEstimator(),
+    }
+    print(
+        "| estimator | split | input | clips scored | RotErr deg | TransErr | depth AbsRel "
+        "| s per clip |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+
+    def row(name: str, split: str, kind: str, m: dict[str, float], seconds: float) -> None:
+        absrel = "-" if m["depth_abs_rel"] != m["depth_abs_rel"] else f"{m['depth_abs_rel']:.3f}"
+        print(
+            f"| {name} | {split} | {kind} | {m['valid']:.2f} | {m['rot_err_deg']:.2f} | "
+            f"{m['trans_err']:.3f} | {absrel} | {seconds:.3f} |",
+            flush=True,
+        )
+
     for split in ("val", "heldout_shapes", "heldout_photo"):
         clips = load_clips(split, n, 17, 96, "data")
-        rows = {
-            "tinygeo": evaluate_geometry(TinyGeoEstimator(), clips),
-            "tinygeo-lgm (latents)": geometry_accuracy(
-                lgm.estimate_latents(encode_clips(ae, clips["video"])), clips
-            ),
-            "classical (up to scale)": evaluate_geometry(ClassicalEstimator(), clips),
-        }
-        for name, m in rows.items():
-            print(
-                f"| {name} | {split} | {m['valid']:.2f} | {m['rot_err_deg']:.2f} | "
-                f"{m['trans_err']:.3f} | {m['depth_abs_rel']:.3f} |"
-            )
+        b = clips["video"].shape[0]
+        for kind, video in degraded_inputs(clips["video"], ae).items():
+            rows = dict(main)
+            if kind == "clean":
+                rows.update(clean_only)
+            for name, estimator in rows.items():
+                t = time.perf_counter()
+                est = estimator.estimate(video)
+                row(name, split, kind, geometry_accuracy(est, clips), (time.perf_counter() - t) / b)
+            if kind == "clean":
+                t = time.perf_counter()
+                est = lgm.estimate_latents(encode_clips(ae, clips["video"]))
+                seconds = (time.perf_counter() - t) / b
+                row("tinygeo-lgm (latents)", split, kind, geometry_accuracy(est, clips), seconds)
 
 
 def reward_times(n: int) -> None:
@@ -188,14 +257,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--one-path", choices=("rgb", "latent"))
-    p.add_argument("--only", choices=("times", "reconstruction"), help="run one part only")
+    p.add_argument(
+        "--only", choices=("accuracy", "times", "reconstruction"), help="run one part only"
+    )
     p.add_argument("--latents", help="(internal) latents file for --one-path")
     args = p.parse_args()
     if args.one_path:
         print(json.dumps(one_path(args.one_path, args.latents)))
         return
     if args.only:
-        {"times": reward_times, "reconstruction": reconstruction_ranking}[args.only](args.n)
+        parts = {"accuracy": accuracy, "times": reward_times}
+        parts["reconstruction"] = reconstruction_ranking
+        parts[args.only](args.n)
         return
     accuracy(args.n)
     reward_times(args.n)
