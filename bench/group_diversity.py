@@ -41,7 +41,7 @@ def main() -> None:
     from geogrpo.eval.suites import parse_plan, parse_reward
     from geogrpo.models.policy import VideoPolicy
     from geogrpo.recipes.build import Shared, build_rewards
-    from geogrpo.train.conditions import from_items, load_items
+    from geogrpo.train.conditions import estimate_source_geometry, from_items, load_items
     from geogrpo.train.config import RewardSpec, load_config
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,7 +61,11 @@ def main() -> None:
     built = build_rewards([RewardSpec(x["name"], 1.0, x["options"]) for x in specs], shared)
     rewards = [(x["label"], r) for x, (_, _, r) in zip(specs, built, strict=True)]
     kind = "clips" if config.data.kind == "clips" else config.data.kind
-    cond = from_items(load_items(config.data, "val", args.n, kind), conditioning)
+    items = load_items(config.data, "val", args.n, kind)
+    reference = config.rewards.reference_geometry if kind != "clips" else "world"
+    if reference == "estimated":
+        items = estimate_source_geometry(items, shared.estimator())
+    cond = from_items(items, conditioning, reference)
     truth_name = "camera_words" if kind == "clips" else "psnr"
     head = f"| setting | truth {truth_name} std in group / across |"
     head += "".join(f" {label}: std in group, Spearman vs {truth_name} |" for label, _ in rewards)

@@ -102,3 +102,29 @@ def test_cli_eval_needs_a_recipe_or_a_run(tmp_path, capsys):
     args = ["eval", "--suite", "reward-fidelity", "--recipe", "geo_align", "--group", "1"]
     assert main([*args, "--out", str(tmp_path)]) == 2
     assert "--group" in capsys.readouterr().err
+
+
+def test_estimated_reference_geometry_replaces_the_worlds_and_stays_close(data_dir):
+    from geogrpo.eval.metrics import psnr_per_sample
+    from geogrpo.recipes.build import build_estimator
+    from geogrpo.train.conditions import estimate_source_geometry
+
+    config = load_config("camera_fidelity", overrides=[f"data.data_dir={data_dir}"])
+    items = load_items(config.data, "val", 2, "pairs")
+    with pytest.raises(ValueError, match="estimate_source_geometry"):
+        from_items(items, "camera_v2v", "estimated")
+    estimated = estimate_source_geometry(items, build_estimator("flow_pnp"))
+    assert "estimated_source_depth" not in items[0]  # the cached items are not modified
+    world = from_items(items, "camera_v2v", "world")
+    est = from_items(estimated, "camera_v2v", "estimated")
+    assert torch.equal(world.truth, est.truth) and torch.equal(
+        world.inputs.cameras, est.inputs.cameras
+    )
+    assert not torch.equal(world.reference_video, est.reference_video)
+    both = world.visible & est.visible
+    mask = both[..., None].float()
+    # where both reprojections have content they agree (estimated depth is not exact)
+    close = psnr_per_sample(world.reference_video * mask, est.reference_video * mask)
+    assert bool((close > 18).all()), close
+    with pytest.raises(ValueError, match="reference_geometry"):
+        from_items(items, "camera_v2v", "true")

@@ -92,7 +92,7 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
     from geogrpo.eval.reward_fidelity import format_table, sample_groups, score_groups
     from geogrpo.models.policy import VideoPolicy
     from geogrpo.recipes.build import Shared, build_rewards
-    from geogrpo.train.conditions import from_items, load_items
+    from geogrpo.train.conditions import estimate_source_geometry, from_items, load_items
     from geogrpo.train.config import RewardSpec
     from geogrpo.train.trainer import policy_from_run
 
@@ -120,7 +120,10 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
     if (kind == "clips") != (conditioning in ("t2v", "warped_noise_t2v")):
         kind = "clips" if conditioning in ("t2v", "warped_noise_t2v") else "pairs"
     items = load_items(config.data, settings.split, settings.conditions, kind)
-    conditions = from_items(items, conditioning)
+    reference = config.rewards.reference_geometry if kind != "clips" else "world"
+    if reference == "estimated":
+        items = estimate_source_geometry(items, shared.estimator())
+    conditions = from_items(items, conditioning, reference)
     steps = settings.num_inference_steps or s.num_inference_steps
     plan_text = settings.plan or default_plan(config)
     plan = parse_plan(plan_text, steps, s.window_size, s.shift)
@@ -154,6 +157,7 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
         "recipe": config.recipe,
         "policy": name,
         "estimator": config.rewards.estimator,
+        "reference_geometry": reference,
         "split": settings.split,
         "conditions": settings.conditions,
         "group_size": group,

@@ -114,12 +114,54 @@ def _stack(items: list[dict[str, Any]], key: str) -> Tensor:
     return torch.stack([it[key].float() for it in items])
 
 
-def from_pairs(items: list[dict[str, Any]], conditioning: str) -> ConditionBatch:
+REFERENCE_GEOMETRY = ("estimated", "world")
+
+
+def estimate_source_geometry(
+    items: list[dict[str, Any]], estimator: Any, batch: int = 8
+) -> list[dict[str, Any]]:
+    """Copies of pair items with the estimator's depth and cameras of their source clip
+    (``estimated_source_depth [F, H, W]``, ``estimated_source_w2c [F, 4, 4]``, relative to the
+    first frame): the geometry a reward may use to reproject the source, as on real footage."""
+    out = []
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        est = estimator.estimate(_stack(chunk, "source_video"))
+        if not bool(est.valid.all()):
+            bad = [f"{start + i}: {r}" for i, r in enumerate(est.reasons) if r]
+            raise ValueError(
+                f"estimator: {estimator.name} could not estimate the source geometry of items "
+                f"{bad}; use rewards.reference_geometry=world or another estimator"
+            )
+        for i, item in enumerate(chunk):
+            out.append(
+                {
+                    **item,
+                    "estimated_source_depth": est.depth[i].float(),
+                    "estimated_source_w2c": est.w2c[i].float(),
+                }
+            )
+    return out
+
+
+def from_pairs(
+    items: list[dict[str, Any]], conditioning: str, reference_geometry: str = "world"
+) -> ConditionBatch:
     """Conditions of multi-view pairs (``MultiViewPairs``, ``SpeedRescaledPairs`` items): the
-    source clip and the relative target path, with the true target clip as the truth."""
+    source clip and the relative target path, with the true target clip as the truth.
+
+    ``reference_geometry`` says which source geometry reprojects the source into the target
+    cameras for the rewards (``reference_video``, ``visible``): ``"world"``, the world's true
+    depth and cameras (a shortcut only the procedural world offers), or ``"estimated"``, the
+    items' ``estimated_source_*`` fields (:func:`estimate_source_geometry`)."""
     if conditioning not in V2V:
         raise ValueError(
             f"conditioning: pairs condition a v2v policy ({V2V}), not {conditioning!r}"
+        )
+    if reference_geometry not in REFERENCE_GEOMETRY:
+        raise ValueError(
+            f"reference_geometry: {reference_geometry!r} is not one of "
+            f"{', '.join(REFERENCE_GEOMETRY)}"
         )
     source = _stack(items, "source_video")  # [B, F, H, W, 3]
     _, f, h, w, _ = source.shape
@@ -127,7 +169,17 @@ def from_pairs(items: list[dict[str, Any]], conditioning: str) -> ConditionBatch
     relative = _stack(items, "relative_w2c")
     k = _stack(items, "intrinsics")
     depth, src_w2c = _stack(items, "source_depth"), _stack(items, "source_w2c")
-    render, holes = reproject_source(signed, depth, src_w2c, relative, k)
+    if reference_geometry == "estimated":
+        if "estimated_source_depth" not in items[0]:
+            raise ValueError(
+                "reference_geometry: 'estimated' needs items passed through "
+                "estimate_source_geometry first"
+            )
+        ref_depth = _stack(items, "estimated_source_depth")
+        ref_w2c = _stack(items, "estimated_source_w2c")
+    else:
+        ref_depth, ref_w2c = depth, src_w2c
+    render, holes = reproject_source(signed, ref_depth, ref_w2c, relative, k)
     geometry = (
         {"source_depth": depth, "source_w2c": src_w2c} if conditioning == "reproj_v2v" else {}
     )
@@ -169,9 +221,13 @@ def from_clips(items: list[dict[str, Any]], conditioning: str) -> ConditionBatch
     )
 
 
-def from_items(items: list[dict[str, Any]], conditioning: str) -> ConditionBatch:
+def from_items(
+    items: list[dict[str, Any]], conditioning: str, reference_geometry: str = "world"
+) -> ConditionBatch:
     """Pairs for v2v conditionings, clips for t2v ones."""
-    return (from_pairs if conditioning in V2V else from_clips)(items, conditioning)
+    if conditioning in V2V:
+        return from_pairs(items, conditioning, reference_geometry)
+    return from_clips(items, conditioning)
 
 
 DATA_FOLDERS = {"pairs": "pairs", "speed_pairs": "speed_pairs", "clips": "t2v"}

@@ -146,8 +146,15 @@ class RewardsConfig:
     estimator_options: dict[str, Any] = _help(
         "keyword arguments of the estimator (model_dir for adapters)", factory=dict
     )
+    reference_geometry: str = _help(
+        "v2v: the source geometry that reprojects the source into the target cameras for "
+        "view_fidelity: estimated (the estimator on the source clip, as on real footage) or "
+        "world (the world's true source depth and cameras, a shortcut only the world offers)",
+        "estimated",
+    )
 
     def __post_init__(self) -> None:
+        _choice("rewards.reference_geometry", self.reference_geometry, ("estimated", "world"))
         if not self.rewards:
             raise ValueError("rewards.rewards: a run needs at least one reward")
         names = [r.name if isinstance(r, RewardSpec) else r["name"] for r in self.rewards]

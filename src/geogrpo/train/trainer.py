@@ -53,6 +53,7 @@ from geogrpo.train.conditions import (
     ConditionBatch,
     adevis_stage,
     concat,
+    estimate_source_geometry,
     from_items,
     load_items,
 )
@@ -204,17 +205,35 @@ class GRPOTrainer:
                 f"data.adevis_strategies: ADEVIS builds reproj_v2v conditions; "
                 f"{self.config.model.policy} is a {self.conditioning} policy"
             )
-        return load_items(self.config.data, "train", self.config.data.train_items)
+        items = load_items(self.config.data, "train", self.config.data.train_items)
+        return self._with_reference_geometry(items)
+
+    def _with_reference_geometry(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """v2v items with the estimated source geometry when the rewards' reference needs it
+        (estimated once per item, not per step)."""
+        if self.reference_geometry != "estimated":
+            return items
+        return estimate_source_geometry(items, self.shared.estimator())
+
+    @property
+    def reference_geometry(self) -> str:
+        """``world`` or ``estimated`` for v2v policies; t2v conditions have no reference."""
+        if self.conditioning not in ("camera_v2v", "reproj_v2v"):
+            return "world"
+        return self.config.rewards.reference_geometry
 
     def _eval_sets(self) -> dict[str, ConditionBatch]:
         e = self.config.eval
         sets = {}
         if e.train_conditions:
-            sets["train"] = from_items(self.pool[: e.train_conditions], self.conditioning)
+            sets["train"] = from_items(
+                self.pool[: e.train_conditions], self.conditioning, self.reference_geometry
+            )
         if e.val_conditions:
             kind = "clips" if self.config.data.kind == "clips" else "pairs"
             items = load_items(self.config.data, "val", e.val_conditions, kind)
-            sets["val"] = from_items(items, self.conditioning)
+            items = self._with_reference_geometry(items)
+            sets["val"] = from_items(items, self.conditioning, self.reference_geometry)
         return sets
 
     # -- one step -----------------------------------------------------------------------------
@@ -251,7 +270,7 @@ class GRPOTrainer:
             dynamic = [it for it in pool if bool(it.get("dynamic", it.get("source_dynamic")).any())]
             pool = dynamic or pool
         picks = torch.randint(len(pool), (s.conditions_per_step,), generator=gen).tolist()
-        batch = from_items([pool[i] for i in picks], self.conditioning)
+        batch = from_items([pool[i] for i in picks], self.conditioning, self.reference_geometry)
         if not d.adevis_strategies:
             return batch.repeat(s.group_size)
         groups = []
