@@ -5,7 +5,12 @@ trained (``geogrpo pretrain quality``) with a Bradley-Terry ranking loss to scor
 the procedural world above the same frames degraded the ways generated video goes wrong (blur,
 noise, colour shift, autoencoder round trips with heavy latent noise as a proxy for badly
 generated frames). It knows nothing of human preference; it only guards the geometry rewards
-against winning by degrading the picture.
+against winning by degrading the picture. Since issue 22 it is also trained on generated
+negatives (``--policies``): samples of the policies, GRPO-trained ones included, on train-split
+conditions, ranked below the true target frame and, within a condition, by their distance to
+the true target, so the drift a policy found against the earlier scorer (more high frequency,
+brighter, less structure) is ranked by the world's truth. It stays no-reference: it sees only
+the frames it scores.
 
 Adapters for the real scorers, from local weights: :class:`HPSv3Scorer` (per frame, with the
 prompt; World-R1's general reward) and :class:`VideoAlignScorer` (per video; VideoAlign's
@@ -44,13 +49,19 @@ def log_detail(x: Tensor, eps: float = 1e-3) -> Tensor:
 
 
 class TinyQualityScorer(nn.Module):
-    """``frames [N, H, W, 3]`` in [0, 1] -> logits ``[N]``; :meth:`score` maps them to (0, 1)."""
+    """``frames [N, H, W, 3]`` in [0, 1] -> logits ``[N]``; :meth:`score` maps them to (0, 1).
+
+    ``quantize`` rounds the frames to 8 bits first, as a video file holds them: training frames
+    come from 8-bit caches while a reward sees the decoder's floats, and the log-detail channel
+    reads rounding steps in flat regions (the first scorer, without it, scored the float frames
+    of tiny-camera-v2v 0.011 higher than the same frames rounded)."""
 
     name = "tiny-quality"
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, quantize: bool = True) -> None:
         super().__init__()
-        self.config = {"width": width}
+        self.config = {"width": width, "quantize": quantize}
+        self.quantize = quantize
         w = width
         self.net = nn.Sequential(
             nn.Conv2d(3 + 1, w, 3, padding=1),
@@ -73,6 +84,8 @@ class TinyQualityScorer(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         x = frames.permute(0, 3, 1, 2)
+        if self.quantize:
+            x = (x.clamp(0, 1) * 255).round() / 255
         return self.net(torch.cat([x * 2 - 1, log_detail(x)], dim=1)).squeeze(-1)
 
     def score(self, frames: Tensor) -> Tensor:
@@ -85,6 +98,7 @@ class TinyQualityScorer(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "tiny-quality") -> TinyQualityScorer:
         config, state = load_model_files(name_or_path)
+        config.setdefault("quantize", False)  # scorers saved before the option read floats
         model = cls(**config)
         model.load_state_dict(state)
         return model.eval().requires_grad_(False)

@@ -461,10 +461,65 @@ class QualityPretrainConfig:
         "continue an interrupted run from out/latest/train_state.pt, exactly as if it had not "
         "stopped (only --save-every may change)",
     )
+    policies: tuple[str, ...] = option(
+        ("tiny-camera-v2v",),
+        "v2v policies whose samples are generated negatives: shipped names, GRPO run folders "
+        "(their newest checkpoint) or checkpoint folders; each is sampled on the same "
+        "--gen-conditions train-split conditions, cached in out/negatives/",
+    )
+    gen_conditions: int = option(
+        16,
+        "train-split conditions (--gen-data items 0..n-1) each policy is sampled on; 0 = "
+        "synthetic degradations only",
+    )
+    gen_group: int = option(8, "samples per condition and policy (a GRPO group)")
+    gen_data: str = option(
+        "speed_pairs",
+        "kind of the generated negatives' conditions: pairs or speed_pairs (Geo-Align's)",
+    )
+    gen_steps: int = option(10, "denoising steps of the sampler")
+    gen_plan: str = option(
+        "window:0:3",
+        "which steps are stochastic: full or window:START[:SIZE] (the training sampler's "
+        "plan; the group's members part there)",
+    )
+    gen_noise_level: float = option(0.7, "SDE noise level (Flow-GRPO's a) of the sampler")
+    gen_batch: int = option(
+        16,
+        "pairs per step of a true target frame above a generated frame of the same condition "
+        "and frame index; 0 = none",
+    )
+    rank_batch: int = option(
+        16,
+        "pairs per step of two generated frames of one condition and frame index (any "
+        "policies), the one closer to the true target above the other; 0 = none",
+    )
+    rank_margin_db: float = option(
+        0.5,
+        "a ranking pair needs this per-frame true-target PSNR gap (dB) and an SSIM gap of the "
+        "same sign of at least --rank-margin-ssim",
+    )
+    rank_margin_ssim: float = option(0.0, "the SSIM gap a ranking pair needs (see above)")
+    init_from: str = option(
+        "",
+        "a saved quality scorer (shipped name or folder) to start from instead of random "
+        "weights; its --width must match, and its manifest is embedded in out/manifest.json",
+    )
 
     def __post_init__(self) -> None:
-        from geogrpo.utils.checks import check_int_range, check_positive
+        from geogrpo.utils.checks import check_choice, check_int_range, check_positive
 
         check_int_range("steps", self.steps, 1)
         check_int_range("save_every", self.save_every, 1)
         check_positive("lr", self.lr)
+        check_int_range("gen_conditions", self.gen_conditions, 0)
+        check_int_range("gen_group", self.gen_group, 2)
+        check_int_range("gen_steps", self.gen_steps, 1)
+        check_int_range("gen_batch", self.gen_batch, 0)
+        check_int_range("rank_batch", self.rank_batch, 0)
+        check_choice("gen_data", self.gen_data, ("pairs", "speed_pairs"))
+        check_positive("gen_noise_level", self.gen_noise_level)
+        check_positive("rank_margin_db", self.rank_margin_db, allow_zero=True)
+        check_positive("rank_margin_ssim", self.rank_margin_ssim, allow_zero=True)
+        if self.gen_conditions and not self.policies:
+            raise ValueError("policies: --gen-conditions > 0 needs at least one policy")

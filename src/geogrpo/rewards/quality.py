@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from typing import Any
 
 import torch
@@ -14,16 +15,18 @@ class QualityReward:
     """Mean per-frame score of a quality scorer, in [0, 1] (the papers' HPSv3 / VideoAlign
     term; the embedded default is the stand-in ``TinyQualityScorer``, "tiny-quality").
     ``every`` scores every n-th frame only, to save time. A scorer with ``score_videos``
-    (VideoAlign) scores whole clips; one with ``uses_prompts`` gets ``batch.prompts``."""
+    (VideoAlign) scores whole clips; one with ``uses_prompts`` gets ``batch.prompts``.
+    ``scorer`` may also be the name or folder of a saved ``TinyQualityScorer`` (a recipe's or
+    ``--reward 'quality:{"scorer": "runs/pretrain/tiny-quality"}'``'s option)."""
 
     name = "quality"
     diagnostics = ("min_frame_score",)
 
-    def __init__(self, scorer: Any | None = None, every: int = 1) -> None:
-        if scorer is None:
+    def __init__(self, scorer: Any | str | None = None, every: int = 1) -> None:
+        if scorer is None or isinstance(scorer, (str, PathLike)):
             from geogrpo.perception.quality import TinyQualityScorer
 
-            scorer = TinyQualityScorer.from_pretrained()
+            scorer = TinyQualityScorer.from_pretrained(scorer or "tiny-quality")
         self.scorer, self.every = scorer, every
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
