@@ -76,6 +76,30 @@ def test_metric_alignment_penalises_a_slow_trajectory_sim3_does_not(dynamic_clip
     assert float(sim3.diagnostics["translation_error"]) < 1e-6
 
 
+def test_sim3_on_a_straight_path_masks_that_sample_only(dynamic_clip):
+    """A dolly's camera centres are collinear: a Sim(3) fit has no unique rotation. The reward
+    masks that sample with the reason and scores the others (the reward contract)."""
+    est = truth(dynamic_clip)
+    f = est.w2c.shape[1]
+    line = make_pose(
+        torch.eye(3, dtype=torch.float64).expand(f, 3, 3),
+        torch.linspace(0, -1.5, f, dtype=torch.float64)[:, None] * torch.tensor([0, 0, 1.0]),
+    )
+    targets = torch.stack([dynamic_clip.w2c, line])
+    two = GeometryEstimate(
+        torch.cat([est.w2c, line[None]]),
+        est.intrinsics.expand(2, -1, -1, -1),
+        est.depth.expand(2, -1, -1, -1),
+        est.confidence.expand(2, -1, -1, -1),
+        est.scale,
+        torch.ones(2, dtype=torch.bool),
+    )
+    batch = RewardBatch(video=dynamic_clip.rgb[None].expand(2, -1, -1, -1, -1), target_w2c=targets)
+    out = TrajectoryReward(KnownGeometry(two), align="sim3")(batch)
+    assert out.valid.tolist() == [True, False]
+    assert "sim3" in out.reasons[1] and float(out.scores[0]) == pytest.approx(1.0)
+
+
 def test_up_to_scale_estimator_refuses_metric_alignment(dynamic_clip):
     est = truth(dynamic_clip)
     est.scale = "up_to_scale"

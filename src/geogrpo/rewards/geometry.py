@@ -216,15 +216,24 @@ class TrajectoryReward:
             )
         target = relative_to_first(target)
         est = relative_to_first(geo.w2c.double())
-        if self.align == "sim3":
-            est = align_trajectory(est, target, "sim3")
+        valid, reasons = geo.valid.clone(), list(geo.reasons)
+        if self.align == "sim3":  # per sample: a degenerate fit masks that sample only
+            aligned = []
+            for i in range(b):
+                try:
+                    aligned.append(align_trajectory(est[i], target[i], "sim3"))
+                except ValueError as err:
+                    aligned.append(est[i])
+                    valid[i] = False
+                    reasons[i] = reasons[i] or f"sim3 alignment: {err}"
+            est = torch.stack(aligned)
         err = weighted_trajectory_error(
             est, target, self.rotation_weight, self.weights, normalization="metric"
         )
         return finalize(
             torch.exp(-err.total / self.temperature),
-            geo.valid,
-            geo.reasons,
+            valid,
+            reasons,
             {
                 "translation_error": err.translation,
                 "rotation_error_deg": torch.rad2deg(err.rotation),
