@@ -128,3 +128,5 @@ def test_estimated_reference_geometry_replaces_the_worlds_and_stays_close(data_d
     assert bool((close > 18).all()), close
     with pytest.raises(ValueError, match="reference_geometry"):
         from_items(items, "camera_v2v", "true")
+    with pytest.raises(ValueError, match="up to scale"):
+        estimate_source_geometry(items, build_estimator("classical"))

@@ -122,7 +122,14 @@ def estimate_source_geometry(
 ) -> list[dict[str, Any]]:
     """Copies of pair items with the estimator's depth and cameras of their source clip
     (``estimated_source_depth [F, H, W]``, ``estimated_source_w2c [F, 4, 4]``, relative to the
-    first frame): the geometry a reward may use to reproject the source, as on real footage."""
+    first frame): the geometry a reward may use to reproject the source, as on real footage.
+    The target cameras are metric, so the estimator must be too."""
+    if estimator.scale != "metric":
+        raise ValueError(
+            f"estimator: {estimator.name} estimates up to scale, but the target cameras are "
+            "metric; use a metric estimator (flow_pnp, tinygeo) or "
+            "rewards.reference_geometry=world"
+        )
     out = []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
