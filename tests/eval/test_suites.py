@@ -102,6 +102,9 @@ def test_cli_eval_needs_a_recipe_or_a_run(tmp_path, capsys):
     args = ["eval", "--suite", "reward-fidelity", "--recipe", "geo_align", "--group", "1"]
     assert main([*args, "--out", str(tmp_path)]) == 2
     assert "--group" in capsys.readouterr().err
+    args = ["eval", "--suite", "reward-fidelity", "--recipe", "geo_align", "--split", "train"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "held-out" in capsys.readouterr().err
 
 
 def test_estimated_reference_geometry_replaces_the_worlds_and_stays_close(data_dir):

@@ -15,8 +15,6 @@ import torch
 
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
 
-SUITES = ("reward-fidelity",)
-
 
 @dataclass
 class RewardFidelitySettings:
@@ -95,7 +93,13 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
     from geogrpo.train.conditions import estimate_source_geometry, from_items, load_items
     from geogrpo.train.config import RewardSpec
     from geogrpo.train.trainer import policy_from_run
+    from geogrpo.world.datasets import SPLITS
 
+    held_out = [name for name, spec in SPLITS.items() if not spec.trainable]
+    if settings.split not in held_out:
+        raise ValueError(
+            f"--split: {settings.split!r} is not a held-out split; use one of {', '.join(held_out)}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.model.torch_threads)
