@@ -14,6 +14,7 @@ from geogrpo.pretrain import quality
 from geogrpo.pretrain.config import QualityPretrainConfig
 from geogrpo.pretrain.quality import pretrain_quality, ranking_pairs
 from tests.pretrain.runs import SMALL, fails_on_call
+from tests.train.test_trainer import TINY
 
 
 def test_an_interrupted_quality_run_resumes_exactly(tmp_path, monkeypatch):
@@ -56,24 +57,11 @@ def test_an_interrupted_quality_run_resumes_exactly(tmp_path, monkeypatch):
         pretrain_quality(config("cut", resume=True))
 
 
-# a GRPO run small enough for 2 CPU cores (as tests/train/test_trainer.py's)
+# tests/train/test_trainer.py's tiny GRPO run, on frames small enough for fast sampling
 TINY_GRPO = (
-    "steps=1",
-    "sampling.group_size=2",
-    "sampling.conditions_per_step=1",
-    "sampling.num_inference_steps=2",
-    "sampling.eval_num_inference_steps=2",
-    "sampling.window_size=1",
-    "sampling.micro_batch_size=2",
-    "data.train_items=1",
-    "data.workers=1",
+    *TINY,
     "data.frames=5",
     "data.size=32",
-    "eval.every=0",
-    "eval.train_conditions=0",
-    "eval.val_conditions=0",
-    "logging.tensorboard=false",
-    "logging.progress=false",
     # tinygeo reads 96 px frames only; the quality reward any size
     'rewards.rewards=[{"name": "quality", "weight": 1.0, "options": {}}]',
     "rewards.reference_geometry=world",
