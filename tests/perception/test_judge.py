@@ -137,3 +137,14 @@ def test_missing_checkpoint_and_multi_token_answers_say_what_to_do(tmp_path, che
 
 def test_make_judge_takes_a_local_directory(checkpoint):
     assert isinstance(make_judge(checkpoint), QwenVLViewJudge)
+
+
+def test_make_judge_takes_a_saved_quality_scorer_folder(tmp_path):
+    from geogrpo.perception.quality import TinyQualityScorer
+
+    scorer = TinyQualityScorer(width=8)
+    scorer.save_pretrained(tmp_path / "scorer")
+    judge = make_judge(tmp_path / "scorer")
+    assert isinstance(judge, TinyQualityScorer) and judge.config["width"] == 8
+    frames = torch.rand(2, 32, 32, 3)
+    assert torch.allclose(judge.score(frames), scorer.eval().score(frames))

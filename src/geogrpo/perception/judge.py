@@ -12,6 +12,7 @@ camera is structurally reliable (flat geometry, floaters and stretched textures 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -113,9 +114,15 @@ class QwenVLViewJudge:
 
 
 def make_judge(name_or_path: str | Path) -> ViewJudge:
-    """``"tiny-quality"`` (the embedded stand-in) or a local Qwen-VL directory."""
-    if str(name_or_path) == "tiny-quality":
+    """``"tiny-quality"`` (the embedded stand-in), a folder of a saved ``TinyQualityScorer``
+    (``geogrpo pretrain quality``), or a local Qwen-VL directory."""
+    config = Path(name_or_path) / "config.json"
+    saved_scorer = (
+        config.is_file()
+        and json.loads(config.read_text(encoding="utf-8")).get("class") == "TinyQualityScorer"
+    )
+    if str(name_or_path) == "tiny-quality" or saved_scorer:
         from geogrpo.perception.quality import TinyQualityScorer
 
-        return TinyQualityScorer.from_pretrained("tiny-quality")
+        return TinyQualityScorer.from_pretrained(name_or_path)
     return QwenVLViewJudge(name_or_path)
