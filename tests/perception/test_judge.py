@@ -148,3 +148,5 @@ def test_make_judge_takes_a_saved_quality_scorer_folder(tmp_path):
     assert isinstance(judge, TinyQualityScorer) and judge.config["width"] == 8
     frames = torch.rand(2, 32, 32, 3)
     assert torch.allclose(judge.score(frames), scorer.eval().score(frames))
+    first = make_judge("tiny-quality-v1")  # shipped by name: the first, unhardened scorer
+    assert isinstance(first, TinyQualityScorer) and not first.config["quantize"]

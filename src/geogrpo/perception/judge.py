@@ -114,14 +114,18 @@ class QwenVLViewJudge:
 
 
 def make_judge(name_or_path: str | Path) -> ViewJudge:
-    """``"tiny-quality"`` (the embedded stand-in), a folder of a saved ``TinyQualityScorer``
-    (``geogrpo pretrain quality``), or a local Qwen-VL directory."""
-    config = Path(name_or_path) / "config.json"
+    """A shipped ``TinyQualityScorer`` by name (``"tiny-quality"``, the embedded stand-in, or
+    ``"tiny-quality-v1"``, its first version), a folder of one saved by ``geogrpo pretrain
+    quality``, or a local Qwen-VL directory."""
+    from geogrpo.perception.tinygeo import PRETRAINED_DIR
+
+    shipped = PRETRAINED_DIR / str(name_or_path) / "config.json"
+    config = shipped if shipped.is_file() else Path(name_or_path) / "config.json"
     saved_scorer = (
         config.is_file()
         and json.loads(config.read_text(encoding="utf-8")).get("class") == "TinyQualityScorer"
     )
-    if str(name_or_path) == "tiny-quality" or saved_scorer:
+    if saved_scorer:
         from geogrpo.perception.quality import TinyQualityScorer
 
         return TinyQualityScorer.from_pretrained(name_or_path)
