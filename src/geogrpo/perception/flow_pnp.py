@@ -55,17 +55,11 @@ from geogrpo.geometry.projection import unproject_depth
 from geogrpo.geometry.registration import RegistrationOptions, make_dis, register_frame
 from geogrpo.perception.base import GeometryEstimate, check_video
 from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator
-from geogrpo.utils.checks import check_choice, check_positive
+from geogrpo.utils.checks import check_choice, check_fraction
 from geogrpo.utils.video import to_uint8
 
 Pairs = Literal["keyframe", "consecutive", "first"]
 PAIRS = ("keyframe", "consecutive", "first")
-
-
-def _check_fraction(name: str, value: float) -> None:
-    check_positive(name, value, allow_zero=True)
-    if value > 1:
-        raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
 
 
 def register_clip(
@@ -153,7 +147,7 @@ class FlowPnPEstimator:
             ("min_confidence", min_confidence),
             ("min_registered", min_registered),
         ):
-            _check_fraction(name, value)
+            check_fraction(name, value)
         check_choice("pairs", pairs, PAIRS)
         self.pairs = pairs
         self.depth_model = (

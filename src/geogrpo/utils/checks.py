@@ -59,6 +59,14 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return v
 
 
+def check_fraction(name: str, value: float) -> float:
+    """Require a finite number in [0, 1] (a share, a ratio, a probability)."""
+    v = check_positive(name, value, allow_zero=True)
+    if v > 1:
+        raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
+    return v
+
+
 def check_int_range(name: str, value: int, low: int, high: int | None = None) -> int:
     """Require an integer in ``[low, high]`` (``high`` inclusive; ``None`` means unbounded)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -80,6 +80,7 @@ from geogrpo.geometry.projection import unproject_depth
 from geogrpo.geometry.registration import RegistrationOptions, make_dis, register_frame
 from geogrpo.utils.checks import (
     check_finite,
+    check_fraction,
     check_int_range,
     check_ndim,
     check_positive,
@@ -176,9 +177,7 @@ def evaluate_cameras(
         raise ValueError(
             f"intrinsics: expected shape [3, 3] or [{f}, 3, 3], got {tuple(intrinsics.shape)}"
         )
-    check_positive("min_inlier_ratio", min_inlier_ratio, allow_zero=True)
-    if min_inlier_ratio > 1:
-        raise ValueError(f"min_inlier_ratio: expected a value in [0, 1], got {min_inlier_ratio}")
+    check_fraction("min_inlier_ratio", min_inlier_ratio)
     check_int_range("stride", stride, 1)
     check_positive("min_texture", min_texture, allow_zero=True)
     if not -1 <= min_ncc <= 1:
