@@ -88,11 +88,10 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
     the rewards and the ground truth, and write ``samples.jsonl``, ``summary.json`` and
     ``table.md`` into ``out``. Returns the summary."""
     from geogrpo.eval.reward_fidelity import format_table, sample_groups, score_groups
-    from geogrpo.models.policy import VideoPolicy
     from geogrpo.recipes.build import Shared, build_rewards
     from geogrpo.train.conditions import estimate_source_geometry, from_items, load_items
     from geogrpo.train.config import RewardSpec
-    from geogrpo.train.trainer import policy_from_run
+    from geogrpo.train.trainer import load_policy
     from geogrpo.world.datasets import SPLITS
 
     held_out = [name for name, spec in SPLITS.items() if not spec.trainable]
@@ -105,11 +104,7 @@ def run_reward_fidelity(config, settings: RewardFidelitySettings, out: str | Pat
     torch.set_num_threads(config.model.torch_threads)
     s = config.sampling
     name = settings.policy or config.model.policy
-    if (Path(name) / "checkpoints").is_dir() or (Path(name) / "trainable.safetensors").is_file():
-        policy = policy_from_run(name)
-    else:
-        policy = VideoPolicy.from_pretrained(name).eval()
-    policy.requires_grad_(False)
+    policy = load_policy(name).requires_grad_(False)
     conditioning = policy.conditioning.name
     specs = settings.rewards or [
         {"name": r.name, "weight": r.weight, "options": dict(r.options), "label": r.name}

@@ -65,21 +65,16 @@ NEGATIVES = "negatives"  # out/negatives/: one cached file of samples per policy
 def _load_policy(name: str) -> tuple[Any, dict[str, Any]]:
     """A shipped policy, a GRPO run folder (its newest checkpoint) or a checkpoint folder, and
     where its weights came from (path and sha256)."""
-    from geogrpo.models.policy import VideoPolicy
     from geogrpo.train.checkpoint import list_checkpoints
-    from geogrpo.train.trainer import policy_from_run
+    from geogrpo.train.trainer import is_run_or_checkpoint, load_policy
 
     path = Path(name)
-    if (path / "checkpoints").is_dir() or (path / "trainable.safetensors").is_file():
-        found = list_checkpoints(path / "checkpoints")
-        folder = found[-1] if found else path
-        source = {
-            "checkpoint": str(folder),
-            "sha256": file_sha256(folder / "trainable.safetensors"),
-        }
-        return policy_from_run(name), source
-    policy = VideoPolicy.from_pretrained(name)
-    return policy, {"shipped": name}
+    if not is_run_or_checkpoint(path):
+        return load_policy(name), {"shipped": name}
+    found = list_checkpoints(path / "checkpoints")
+    folder = found[-1] if found else path
+    source = {"checkpoint": str(folder), "sha256": file_sha256(folder / "trainable.safetensors")}
+    return load_policy(name), source
 
 
 def _frame_metrics(video: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:

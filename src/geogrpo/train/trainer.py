@@ -837,6 +837,20 @@ def change_with_interval(pairs: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
+def is_run_or_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a GRPO run folder (with checkpoints/) or one checkpoint folder."""
+    path = Path(path)
+    return (path / "checkpoints").is_dir() or (path / "trainable.safetensors").is_file()
+
+
+def load_policy(name_or_path: str | Path) -> VideoPolicy:
+    """A shipped policy or saved policy folder, or the trained policy of a GRPO run or
+    checkpoint folder (:func:`policy_from_run`), in eval mode."""
+    if is_run_or_checkpoint(name_or_path):
+        return policy_from_run(name_or_path)
+    return VideoPolicy.from_pretrained(name_or_path).eval()
+
+
 def policy_from_run(path: str | Path) -> VideoPolicy:
     """The trained policy of a run folder (its newest checkpoint) or of one checkpoint folder."""
     from geogrpo.train.config import load_config
