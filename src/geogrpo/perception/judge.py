@@ -117,15 +117,13 @@ def make_judge(name_or_path: str | Path) -> ViewJudge:
     """A shipped ``TinyQualityScorer`` by name (``"tiny-quality"``, the embedded stand-in, or
     ``"tiny-quality-v1"``, its first version), a folder of one saved by ``geogrpo pretrain
     quality``, or a local Qwen-VL directory."""
-    from geogrpo.perception.tinygeo import PRETRAINED_DIR
+    from geogrpo.perception.tinygeo import resolve_pretrained
 
-    shipped = PRETRAINED_DIR / str(name_or_path) / "config.json"
-    config = shipped if shipped.is_file() else Path(name_or_path) / "config.json"
-    saved_scorer = (
-        config.is_file()
-        and json.loads(config.read_text(encoding="utf-8")).get("class") == "TinyQualityScorer"
-    )
-    if saved_scorer:
+    try:  # a saved perception model: config.json + model.safetensors, shipped or a folder
+        config = resolve_pretrained(name_or_path) / "config.json"
+    except FileNotFoundError:
+        return QwenVLViewJudge(name_or_path)
+    if json.loads(config.read_text(encoding="utf-8")).get("class") == "TinyQualityScorer":
         from geogrpo.perception.quality import TinyQualityScorer
 
         return TinyQualityScorer.from_pretrained(name_or_path)
