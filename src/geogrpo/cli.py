@@ -111,23 +111,126 @@ def _run_toy(args: argparse.Namespace) -> int:
 
 
 def _world_render(args: argparse.Namespace) -> int:
+    from geogrpo.utils.io import atomic_write_text
+    from geogrpo.world.paths import PATH_KINDS, make_path
+    from geogrpo.world.render import render
+
+    if args.trajectory not in PATH_KINDS:
+        return _world_render_pair(args)
+    for flag in ("split", "index", "source_path"):
+        if getattr(args, flag) is not None:
+            raise ValueError(
+                f"--{flag.replace('_', '-')}: only with a trajectory file (--trajectory "
+                f"FILE[:NAME]), not with the path kind {args.trajectory!r}"
+            )
+    frames = 17 if args.frames is None else args.frames
+    if frames < 1:
+        raise ValueError(f"frames: need at least one frame, got {frames}")
+    scene = _world_scene(args)
+    w2c = make_path(args.trajectory, max(frames, 2), seed=args.path_seed)[:frames]
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    _write_world_clip(out, render(scene, w2c, args.size, args.size), args.size)
+    atomic_write_text(f"{stem}.scene.json", scene.to_json())
+    print(
+        f"wrote {out}, {stem}.depth.mp4, {stem}.safetensors (rgb, depth, ids, masks, cameras), "
+        f"{stem}.cameras.json, {stem}.scene.json"
+    )
+    return 0
+
+
+def _world_render_pair(args: argparse.Namespace) -> int:
+    """``world render --trajectory FILE[:NAME]``: a source clip and the true clip along the
+    user's path relative to it (the scene's own source path, or held-out pair ``--index``)."""
+    import torch
+
     from geogrpo.camera.io import Trajectory, save_trajectory
-    from geogrpo.utils.io import atomic_save_safetensors, atomic_write_text
+    from geogrpo.utils.checks import check_int_range
+    from geogrpo.utils.io import atomic_write_text
     from geogrpo.utils.video import write_video
+    from geogrpo.world.datasets import SCENES_PER_SPLIT, MultiViewPairs
     from geogrpo.world.paths import make_path
     from geogrpo.world.render import render
+
+    name, relative = _world_target_path(args.trajectory)
+    frames = relative.shape[0]
+    if args.frames is not None and args.frames != frames:
+        raise ValueError(
+            f"frames: --frames {args.frames}, but path {name!r} has {frames} frames; leave "
+            "--frames out to render the path's"
+        )
+    if (args.split is None) != (args.index is None):
+        raise ValueError("split/index: give both --split S and --index I, or neither")
+    if args.split is not None:
+        if args.scene is not None or args.source_path is not None:
+            raise ValueError(
+                "--scene/--source-path: with --split and --index the data set gives the scene "
+                "and the source path"
+            )
+        check_int_range("index", args.index, 0, SCENES_PER_SPLIT - 1)
+        pairs = MultiViewPairs(args.split, args.index + 1, frames, args.size, args.seed)
+        scene, source_w2c = pairs.source_path(args.index)
+    else:
+        scene = _world_scene(args)
+        source_w2c = make_path(args.source_path or "walking", frames, seed=args.path_seed)
+    source = render(scene, source_w2c, args.size, args.size)
+    target = render(scene, relative @ source_w2c, args.size, args.size)
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    _write_world_clip(out, target, args.size)
+    _write_world_clip(Path(f"{stem}.source{out.suffix}"), source, args.size)
+    write_video(f"{stem}.side_by_side.mp4", torch.cat([source.rgb, target.rgb], dim=2))
+    save_trajectory(Trajectory(relative), f"{stem}.relative.json")
+    atomic_write_text(f"{stem}.scene.json", scene.to_json())
+    print(
+        f"path {name!r}: wrote {out} (the true target), {stem}.source{out.suffix}, "
+        f"{stem}.side_by_side.mp4 (source | target), depth videos, .safetensors and "
+        f".cameras.json of both, {stem}.relative.json, {stem}.scene.json"
+    )
+    return 0
+
+
+def _world_scene(args: argparse.Namespace):
     from geogrpo.world.scene import Scene, generate_scene
 
-    if args.frames < 1:
-        raise ValueError(f"frames: need at least one frame, got {args.frames}")
-    scene = (
-        Scene.load(args.scene)
-        if args.scene
-        else generate_scene(args.scene_seed, args.domain, dynamic=args.dynamic)
-    )
-    w2c = make_path(args.trajectory, max(args.frames, 2), seed=args.path_seed)[: args.frames]
-    clip = render(scene, w2c, args.size, args.size)
-    out = Path(args.out)
+    if args.scene:
+        return Scene.load(args.scene)
+    return generate_scene(args.scene_seed, args.domain, dynamic=args.dynamic)
+
+
+def _world_target_path(spec: str):
+    """``(name, relative w2c [F, 4, 4])`` of ``--trajectory FILE`` (one path) or ``FILE:NAME``."""
+    from geogrpo.camera.io import load_target_paths
+    from geogrpo.world.paths import PATH_KINDS
+
+    file, name = spec, None
+    if not Path(spec).is_file() and ":" in spec:
+        file, name = spec.rsplit(":", 1)
+    if not Path(file).is_file():
+        raise ValueError(
+            f"trajectory: {spec!r} is neither a path kind ({', '.join(PATH_KINDS)}) nor a "
+            "target-paths file, FILE or FILE:NAME (see docs/CAMERAS.md)"
+        )
+    paths = load_target_paths(file)
+    if name is None:
+        if len(paths) != 1:
+            raise ValueError(
+                f"trajectory: {file} holds {len(paths)} paths ({', '.join(paths)}); pick one "
+                f"with --trajectory {file}:NAME"
+            )
+        name = next(iter(paths))
+    elif name not in paths:
+        raise ValueError(f"trajectory: {file} has no path {name!r}; it has {', '.join(paths)}")
+    return name, paths[name]
+
+
+def _write_world_clip(out: Path, clip, size: int) -> None:
+    """``out`` (the video), ``<stem>.depth.mp4``, ``<stem>.safetensors`` (rgb, depth, ids,
+    masks, cameras: what ``geogrpo sample --source`` reads) and ``<stem>.cameras.json``."""
+    from geogrpo.camera.io import Trajectory, save_trajectory
+    from geogrpo.utils.io import atomic_save_safetensors
+    from geogrpo.utils.video import write_video
+
     stem = out.with_suffix("")
     write_video(out, clip.rgb)
     depth_vis = (clip.depth / clip.depth.max().clamp_min(1e-6))[..., None].expand(-1, -1, -1, 3)
@@ -145,15 +248,9 @@ def _world_render(args: argparse.Namespace) -> int:
         },
     )
     save_trajectory(
-        Trajectory(clip.w2c, clip.intrinsics, image_size=(args.size, args.size), unit="m"),
+        Trajectory(clip.w2c, clip.intrinsics, image_size=(size, size), unit="m"),
         f"{stem}.cameras.json",
     )
-    atomic_write_text(f"{stem}.scene.json", scene.to_json())
-    print(
-        f"wrote {out}, {stem}.depth.mp4, {stem}.safetensors (rgb, depth, ids, masks, cameras), "
-        f"{stem}.cameras.json, {stem}.scene.json"
-    )
-    return 0
 
 
 def _world_build(args: argparse.Namespace) -> int:
@@ -582,15 +679,44 @@ def _add_world_arguments(world: argparse.ArgumentParser) -> None:
 
     wsub = world.add_subparsers(dest="world_command", metavar="WORLD_COMMAND", required=True)
     r = wsub.add_parser(
-        "render", help="render one clip along a camera path (mp4 + depth + cameras)"
+        "render",
+        help="render one clip along a camera path (mp4 + depth + cameras), or a source clip "
+        "and the true target along your own relative path",
     )
     r.add_argument("--scene-seed", type=int, default=0, help="procedural scene seed (default: 0)")
     r.add_argument("--domain", choices=tuple(DOMAINS), default="procedural", help="scene domain")
     r.add_argument("--scene", default=None, help="a scene JSON file instead of a seed")
     r.add_argument("--dynamic", action="store_true", help="let one or two objects move")
-    r.add_argument("--trajectory", choices=PATH_KINDS, default="arc_left", help="camera path")
+    r.add_argument(
+        "--trajectory",
+        default="arc_left",
+        help=f"camera path: one of {', '.join(PATH_KINDS)} (default: arc_left); or a "
+        "target-paths file FILE[:NAME] (docs/CAMERAS.md; NAME picks one of several paths): "
+        "renders the source clip and, as --out, the true target clip along that path relative "
+        "to the source camera, plus .source.mp4 and .side_by_side.mp4",
+    )
+    r.add_argument(
+        "--source-path",
+        choices=("walking", "game"),
+        default=None,
+        help="with a trajectory file: the source camera's path (default: walking)",
+    )
     r.add_argument("--path-seed", type=int, default=0, help="seed of walking/game/orbit paths")
-    r.add_argument("--frames", type=int, default=17, help="number of frames (default: 17)")
+    r.add_argument(
+        "--split",
+        choices=tuple(SPLITS),
+        default=None,
+        help="with a trajectory file and --index: render multi-view pair item I of this split "
+        "(its scene and source clip) along the path, as `geogrpo eval --trajectories` does",
+    )
+    r.add_argument("--index", type=int, default=None, help="pair item of --split")
+    r.add_argument("--seed", type=int, default=0, help="data set seed with --split (default: 0)")
+    r.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="number of frames (default: 17; with a trajectory file, the path's)",
+    )
     r.add_argument("--size", type=int, default=96, help="image height and width (default: 96)")
     r.add_argument("--out", default="clip.mp4", help="output video path (default: clip.mp4)")
     r.set_defaults(func=_world_render)

@@ -692,3 +692,142 @@ def load_trajectory(path: PathLike) -> Trajectory:
         )
     except (ValueError, TypeError) as err:
         raise ValueError(f"path: {str(path)!r} holds an invalid trajectory: {err}") from None
+
+
+# --------------------------------------------------------------------------- user target paths
+
+# Names become parts of file names (one evaluation folder per path) and must not read as a preset.
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _check_target_name(where: str, name: object) -> str:
+    """A path name usable in a file name that is not one of the ten presets."""
+    from geogrpo.camera.presets import PRESETS
+
+    if not isinstance(name, str) or not _TARGET_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(
+            f"{where}: path name {name!r} is not usable in a file name; use letters, digits, "
+            "'_', '-' and '.'"
+        )
+    if name in PRESETS:
+        raise ValueError(
+            f"{where}: path name {name!r} is a preset's name (presets are evaluated anyway); "
+            "rename the path"
+        )
+    return name
+
+
+def _target_frames(where: str, value: object) -> Tensor:
+    """``[F, 4, 4]`` float64 from a list of F 4x4 matrices of numbers, checked frame by frame."""
+    if isinstance(value, Tensor):
+        frames: list[object] = list(value.detach().cpu().to(torch.float64))
+    elif isinstance(value, list):
+        frames = value
+    else:
+        raise ValueError(f"{where}: expected a list of 4x4 matrices, got {type(value).__name__}")
+    poses = []
+    for f, frame in enumerate(frames):
+        label = f"{where}: frame {f}"
+        try:
+            pose = torch.as_tensor(np.asarray(frame, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{label}: expected a 4x4 matrix of numbers ({err})") from None
+        if pose.shape != (4, 4):
+            raise ValueError(f"{label}: expected a 4x4 matrix, got shape {list(pose.shape)}")
+        if not bool(torch.isfinite(pose).all()):
+            raise ValueError(f"{label}: expected finite numbers, got NaN or infinity")
+        poses.append(check_pose(label, pose))
+    if len(poses) < 2:
+        raise ValueError(f"{where}: expected at least 2 frames, got {len(poses)}")
+    return torch.stack(poses)
+
+
+def _target_path(file: str, name: str, value: object, num_frames: int | None) -> Tensor:
+    """One path of a target-paths file: our trajectory object or a plain list of matrices."""
+    where = f"{file}: path {name!r}"
+    if isinstance(value, Mapping):
+        if value.get("convention") != CONVENTION or value.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{where}: a trajectory object needs 'format_version': {FORMAT_VERSION} and "
+                f"'convention': {CONVENTION!r} (what save_trajectory writes), or give a plain "
+                "list of 4x4 world-to-camera matrices"
+            )
+        if "w2c" not in value:
+            raise ValueError(f"{where}: the trajectory object has no 'w2c'")
+        value = value["w2c"]
+    w2c = _target_frames(where, value)
+    if num_frames is not None and w2c.shape[0] != num_frames:
+        raise ValueError(
+            f"{file}: the policy makes {num_frames} frames; path {name!r} has {w2c.shape[0]}"
+        )
+    return w2c
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"key {twice[0]!r} appears twice")
+    return dict(pairs)
+
+
+def load_target_paths(path: PathLike, num_frames: int | None = None) -> dict[str, Tensor]:
+    """Named target camera paths for video-to-video evaluation: ``{name: w2c [F, 4, 4]}``.
+
+    The file is a JSON object mapping a name to a path, in file order. A path is either this
+    package's trajectory object (what ``save_trajectory(traj, "x.json")`` writes; only ``w2c``
+    is read) or a plain list of ``F`` 4x4 world-to-camera matrices. Both are OpenCV axes and
+    **relative to the source camera**, as the presets are: the target camera at frame ``f`` is
+    ``relative[f] @ source_w2c[f]`` (frame 0 at the identity starts at the source camera).
+    Names must be usable in a file name (letters, digits, ``_ - .``) and not a preset's name;
+    every path needs at least 2 frames, rigid finite poses, and ``num_frames`` frames when given.
+    Errors name the file, the path and the frame. Returns float64 tensors.
+    """
+    text = _read_text("path", path)
+    where = f"path: {str(path)!r}"
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where} is not valid JSON ({err})") from None
+    except ValueError as err:  # a duplicate key
+        raise ValueError(f"{where}: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{where}: expected a JSON object mapping names to paths, got {type(data).__name__}"
+        )
+    if not data:
+        raise ValueError(f"{where}: the object names no path; expected at least one")
+    if "convention" in data and "w2c" in data:
+        raise ValueError(
+            f"{where} holds one trajectory; a target-paths file maps names to paths, e.g. "
+            '{"my_path": <that trajectory object>}'
+        )
+    if num_frames is not None:
+        check_int_range("num_frames", num_frames, 2)
+    return {
+        _check_target_name(where, name): _target_path(where, name, value, num_frames)
+        for name, value in data.items()
+    }
+
+
+def save_target_paths(paths: Mapping[str, Tensor], path: PathLike) -> Path:
+    """Write ``{name: relative w2c [F, 4, 4]}`` for :func:`load_target_paths`, atomically: each
+    path as our trajectory object, one matrix per line, numbers that read back exactly."""
+    if not isinstance(paths, Mapping) or not paths:
+        raise ValueError(
+            f"paths: expected a non-empty mapping of names to [F, 4, 4], got {paths!r}"
+        )
+    entries = []
+    for name, w2c in paths.items():
+        _check_target_name("paths", name)
+        if not isinstance(w2c, Tensor):
+            raise ValueError(f"paths: path {name!r}: expected a tensor [F, 4, 4], got {w2c!r}")
+        frames = _target_frames(f"paths: path {name!r}", w2c)
+        rows = ",\n".join(
+            "      [" + ", ".join("[" + ", ".join(_num(v) for v in row) + "]" for row in m) + "]"
+            for m in frames.tolist()
+        )
+        head = {"format_version": FORMAT_VERSION, "convention": CONVENTION, "unit": "unknown"}
+        fields = json.dumps(head)[1:-1]
+        entries.append(f'  {json.dumps(name)}: {{{fields}, "w2c": [\n{rows}\n    ]}}')
+    return atomic_write_text(path, "{\n" + ",\n".join(entries) + "\n}\n")

@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 
 from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
-from geogrpo.camera.se3 import invert_pose
+from geogrpo.camera.se3 import check_pose, invert_pose
 from geogrpo.camera.trajectory import SpeedPrior, sample_speed_rescaled
 from geogrpo.utils.checks import check_choice, check_int_range
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.paths import make_path, orbit_path
-from geogrpo.world.render import render
+from geogrpo.world.render import Render, render
 from geogrpo.world.scene import Primitive, Scene, generate_scene
 
 
@@ -323,30 +323,91 @@ class MultiViewPairs(_WorldClips):
 
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         source_w2c, relative, relative_kind = self._paths(rng)
-        target_w2c = relative @ source_w2c
         src = render(scene, source_w2c, self.size, self.size)
-        tgt = render(scene, target_w2c, self.size, self.size)
-        return {
-            "source_video": src.rgb,
-            "source_depth": src.depth,
-            "source_w2c": src.w2c,
-            "target_video": tgt.rgb,
-            "target_depth": tgt.depth,
-            "target_w2c": tgt.w2c,
-            "relative_w2c": relative,
-            "intrinsics": src.intrinsics,
-            "source_dynamic": src.dynamic,
-            "target_dynamic": tgt.dynamic,
-            "caption": caption_for(scene),
-            "relative_kind": relative_kind,
-            "scene": scene.to_json(),
-        }
+        source = _source_fields(src, scene)
+        target = self._render_target(scene, source, relative)
+        return _pair_fields(source, target, relative, relative_kind)
+
+    def source_path(self, index: int) -> tuple[Scene, Tensor]:
+        """``(scene, source_w2c [F, 4, 4])`` of item ``index``, drawn as ``self[index]`` draws
+        them, without rendering anything."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"index: {index} outside [0, {self.n})")
+        rng, scene = self._draw(index)
+        return scene, self._draw_source_path(rng)[0]
+
+    def source_along(self, index: int) -> dict[str, Any]:
+        """The source half of item ``index``, for :meth:`target_along`: the same scene and the
+        same source path as ``self[index]`` (``source_video``, ``source_depth``, ``source_w2c``,
+        ``intrinsics``, ``source_dynamic``, ``caption``, ``scene``), read from the cache when
+        the item is cached, else rendered (and not cached: the cache holds whole items).
+
+        Render it once and call :meth:`target_along` per target path (the ten presets of an
+        evaluation, a user's paths): a target then costs one render instead of two.
+        """
+        if not 0 <= index < self.n:
+            raise IndexError(f"index: {index} outside [0, {self.n})")
+        cached = _load_cached(self.cache_dir, self.kind, index)
+        if cached is not None:
+            source = {key: cached[key] for key in _SOURCE_KEYS}
+            source["caption"] = caption_for(Scene.from_json(source["scene"]))  # as __getitem__
+            return source
+        scene, source_w2c = self.source_path(index)
+        return _source_fields(render(scene, source_w2c, self.size, self.size), scene)
+
+    def target_along(
+        self,
+        source: dict[str, Any],
+        relative: Tensor,  # [F, 4, 4] world-to-camera relative to the source camera, OpenCV
+        kind_name: str,
+    ) -> dict[str, Any]:
+        """A pair with the keys of ``self[index]``: ``source`` (from :meth:`source_along`) and
+        the true clip along ``target_w2c[f] = relative[f] @ source_w2c[f]``, the same moving
+        objects at the same times. ``kind_name`` becomes ``relative_kind`` (a preset's name, a
+        user path's name). With the relative path and kind an item drew, this is that item."""
+        if not isinstance(kind_name, str) or not kind_name:
+            raise ValueError(f"kind_name: expected a non-empty name, got {kind_name!r}")
+        if not isinstance(relative, Tensor) or not relative.is_floating_point():
+            raise ValueError(f"relative: expected a float tensor [F, 4, 4], got {relative!r}")
+        frames = source["source_w2c"].shape[0]
+        if relative.shape != (frames, 4, 4):
+            raise ValueError(
+                f"relative: expected [{frames}, 4, 4] (one pose per frame of the source clip), "
+                f"got {list(relative.shape)}"
+            )
+        check_pose("relative", relative)
+        relative = relative.detach().cpu().to(torch.float64)
+        scene = Scene.from_json(source["scene"])
+        target = self._render_target(scene, source, relative)
+        return _pair_fields(source, target, relative, kind_name)
+
+    def pair_along(self, index: int, relative: Tensor, kind_name: str) -> dict[str, Any]:
+        """Item ``index``'s source clip and the true target along ``relative [F, 4, 4]`` (see
+        :meth:`target_along`). The last source is kept, so calling this for every path of one
+        index in a row renders the source once (the items then share its tensors)."""
+        memo = self.__dict__.get("_last_source")
+        if memo is None or memo[0] != index:
+            memo = (index, self.source_along(index))
+            self._last_source = memo
+        return self.target_along(memo[1], relative, kind_name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # worker processes of build_missing need the settings, not a rendered clip
+        return {k: v for k, v in self.__dict__.items() if k != "_last_source"}
+
+    def _render_target(self, scene: Scene, source: dict[str, Any], relative: Tensor) -> Render:
+        height, width = source["source_video"].shape[1:3]
+        return render(scene, relative @ source["source_w2c"], height, width)
+
+    def _draw_source_path(self, rng: torch.Generator) -> tuple[Tensor, int]:
+        """``(source_w2c [F, 4, 4], path seed)``: the first draws of :meth:`_paths`."""
+        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
+        source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
+        return make_path(source_kind, self.num_frames, path_seed), path_seed
 
     def _paths(self, rng: torch.Generator) -> tuple[Tensor, Tensor, str]:
         """``(source_w2c [F, 4, 4], relative [F, 4, 4], what the relative path is)``."""
-        path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
-        source_kind = "walking" if float(torch.rand(1, generator=rng)) < 0.6 else "game"
-        source_w2c = make_path(source_kind, self.num_frames, path_seed)
+        source_w2c, _ = self._draw_source_path(rng)
         if float(torch.rand(1, generator=rng)) < EXTREME_ORBIT_SHARE:
             degrees = float(60 + 30 * torch.rand(1, generator=rng))
             degrees *= 1 if float(torch.rand(1, generator=rng)) < 0.5 else -1
@@ -365,14 +426,62 @@ class SpeedRescaledPairs(MultiViewPairs):
     translation_prior = SpeedPrior(mean=0.06, std=0.03, low=0.01, high=0.12)  # units / frame
     rotation_prior = SpeedPrior(mean=0.03, std=0.015, low=0.005, high=0.06)  # rad / frame
 
-    def _paths(self, rng: torch.Generator) -> tuple[Tensor, Tensor, str]:
+    def _draw_source_path(self, rng: torch.Generator) -> tuple[Tensor, int]:
         path_seed = int(torch.randint(1 << 30, (1,), generator=rng))
-        source_w2c = make_path("walking", self.num_frames, path_seed)
+        return make_path("walking", self.num_frames, path_seed), path_seed
+
+    def _paths(self, rng: torch.Generator) -> tuple[Tensor, Tensor, str]:
+        source_w2c, path_seed = self._draw_source_path(rng)
         game = make_path("game", self.num_frames, path_seed + 1)
         relative, v_t, v_r = sample_speed_rescaled(
             game @ invert_pose(game[0]), self.translation_prior, self.rotation_prior, rng
         )
         return source_w2c, relative, f"game_rescaled_{v_t:.3f}u_{v_r:.3f}rad"
+
+
+_SOURCE_KEYS = (
+    "source_video",
+    "source_depth",
+    "source_w2c",
+    "intrinsics",
+    "source_dynamic",
+    "caption",
+    "scene",
+)
+
+
+def _source_fields(src: Render, scene: Scene) -> dict[str, Any]:
+    """The source half of a pair item (:data:`_SOURCE_KEYS`)."""
+    return {
+        "source_video": src.rgb,
+        "source_depth": src.depth,
+        "source_w2c": src.w2c,
+        "intrinsics": src.intrinsics,
+        "source_dynamic": src.dynamic,
+        "caption": caption_for(scene),
+        "scene": scene.to_json(),
+    }
+
+
+def _pair_fields(
+    source: dict[str, Any], tgt: Render, relative: Tensor, relative_kind: str
+) -> dict[str, Any]:
+    """A pair item from its source half and the target render, keys in the cached order."""
+    return {
+        "source_video": source["source_video"],
+        "source_depth": source["source_depth"],
+        "source_w2c": source["source_w2c"],
+        "target_video": tgt.rgb,
+        "target_depth": tgt.depth,
+        "target_w2c": tgt.w2c,
+        "relative_w2c": relative,
+        "intrinsics": source["intrinsics"],
+        "source_dynamic": source["source_dynamic"],
+        "target_dynamic": tgt.dynamic,
+        "caption": source["caption"],
+        "relative_kind": relative_kind,
+        "scene": source["scene"],
+    }
 
 
 def build_missing(dataset: _WorldClips, indices: Iterable[int], workers: int = 1) -> int:
