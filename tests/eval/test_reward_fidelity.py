@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
+from geogrpo.eval.stats import bootstrap_mean_interval
 from geogrpo.eval.reward_fidelity import (
     best_above_median,
-    bootstrap_mean_interval,
     fidelity_stats,
     format_table,
     spread,

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from geogrpo.eval.stats import bootstrap_mean_interval
 from geogrpo.utils.checks import check_int_range
 
 MIN_GROUP = 3  # valid samples a group needs for a Spearman correlation
@@ -60,22 +61,6 @@ def best_above_median(reward: Tensor, truth: Tensor, valid: Tensor | None = None
         pick, median = t[int(r.argmax())], t.quantile(0.5)  # even G: mean of the middle two
         out[n] = 1.0 if pick > median else 0.5 if pick == median else 0.0
     return out
-
-
-def bootstrap_mean_interval(
-    values: Tensor, level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of the finite entries of ``values`` ``[N]``
-    (resampling groups); NaN when fewer than 2 are finite."""
-    x = values[torch.isfinite(values)].double()
-    if x.numel() < 2:
-        return math.nan, math.nan
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(x.numel(), (resamples, x.numel()), generator=gen)
-    means = x[idx].mean(dim=1)
-    tail = (1 - level) / 2
-    lo, hi = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-    return lo, hi
 
 
 def spread(reward: Tensor, valid: Tensor | None = None) -> tuple[float, float]:
