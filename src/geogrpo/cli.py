@@ -461,6 +461,13 @@ def _eval(args: argparse.Namespace) -> int:
     return 0 if summary["table"] else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from geogrpo.eval.report import build_report
+
+    print(build_report(args.dir, args.out))
+    return 0
+
+
 def _print_summary(recipe: str, out: Path, summary: dict[str, Any]) -> None:
     changes = summary.get("changes", {})
     if changes:
@@ -858,6 +865,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", default="sample.mp4", help="output video (default: sample.mp4)")
     s.set_defaults(func=_sample)
+    rep = sub.add_parser(
+        "report",
+        help="one static HTML page of the runs, eval suites and comparisons under a folder",
+    )
+    rep.add_argument("dir", help="a results folder, searched recursively (e.g. runs)")
+    rep.add_argument(
+        "--out",
+        default="report.html",
+        help="the page to write; its images and videos go to <stem>_files/ beside it "
+        "(default: report.html)",
+    )
+    rep.set_defaults(func=_report)
     return parser
 
 
