@@ -424,10 +424,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+SUITE_RECIPES = {
+    "camera_v2v": "geo_align",
+    "extreme_view": "devis_grpo",
+    "world_consistency": "vggrpo",
+    "t2v_camera": "world_r1",
+}
+
+
 def _eval(args: argparse.Namespace) -> int:
-    from geogrpo.eval.suites import RewardFidelitySettings, parse_reward, run_reward_fidelity
     from geogrpo.train.config import load_config
 
+    if args.compare:
+        return _eval_compare(args)
+    if not args.suite:
+        raise ValueError("--suite: name a suite (or pass --compare A B)")
     if args.n < 1:
         raise ValueError(f"--n: need at least one condition, got {args.n}")
     if args.group is not None and args.group < 2:
@@ -436,16 +447,25 @@ def _eval(args: argparse.Namespace) -> int:
     run_config = Path(args.policy or "") / "config.yaml"
     if args.recipe is None and config_file is None and args.policy and run_config.is_file():
         config_file = str(run_config)
-    if args.recipe is None and config_file is None:
+    recipe = args.recipe or SUITE_RECIPES.get(args.suite)
+    if recipe is None and config_file is None:
         raise ValueError(
             "--recipe: name the recipe whose sampler, rewards and estimator to use (e.g. "
             "--recipe geo_align), or pass a run folder as --policy"
         )
-    config = load_config(args.recipe, args.scale, config_file, args.set or [])
+    config = load_config(recipe if config_file is None else args.recipe, args.scale, config_file,
+                         args.set or [])  # fmt: skip
+    if args.suite != "reward-fidelity":
+        return _eval_suite(args, config)
+    from geogrpo.eval.suites import RewardFidelitySettings, parse_reward, run_reward_fidelity
+
+    splits = args.split or ["val"]
+    if len(splits) > 1:
+        raise ValueError("--split: reward-fidelity measures one split at a time")
     settings = RewardFidelitySettings(
         policy=args.policy,
         rewards=[parse_reward(r) for r in args.reward or []],
-        split=args.split,
+        split=splits[0],
         conditions=args.n,
         group_size=args.group,
         noise_level=args.noise_level,
@@ -459,6 +479,39 @@ def _eval(args: argparse.Namespace) -> int:
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
     print(f"per-sample scores: {Path(args.out) / 'samples.jsonl'}")
     return 0 if summary["table"] else 1
+
+
+def _eval_suite(args: argparse.Namespace, config) -> int:
+    from geogrpo.eval.suites import HELD_OUT_SPLITS, SuiteSettings, run_suite
+
+    settings = SuiteSettings(
+        suite=args.suite,
+        policy=args.policy,
+        splits=tuple(args.split or HELD_OUT_SPLITS),
+        scenes=args.n,
+        trajectories=args.trajectories,
+        paths=tuple(args.paths or ()),
+        num_inference_steps=args.num_inference_steps,
+        seed=args.seed,
+        videos=args.videos,
+        second_opinion=args.second_opinion,
+    )
+    run_suite(config, settings, args.out)
+    print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
+    print(f"wrote {Path(args.out) / 'summary.json'}, per-sample metrics in "
+          f"{Path(args.out) / 'samples.jsonl'}")  # fmt: skip
+    return 0
+
+
+def _eval_compare(args: argparse.Namespace) -> int:
+    from geogrpo.eval.compare import compare_evaluations
+
+    a, b = args.compare
+    compare_evaluations(a, b, args.out, seed=args.seed)
+    print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
+    print(f"wrote {Path(args.out) / 'compare.json'} and side-by-side videos in "
+          f"{Path(args.out) / 'videos'}")  # fmt: skip
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -561,11 +614,52 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
     e = sub.add_parser(
         "eval",
-        help="evaluation suites on held-out conditions against the ground truth "
-        "(reward-fidelity: does a reward rank a group's samples like the truth?)",
+        help="evaluation suites on held-out conditions against the ground truth (camera_v2v, "
+        "extreme_view, world_consistency, t2v_camera; reward-fidelity: does a reward rank a "
+        "group's samples like the truth?), or --compare A B",
     )
     common(e)
-    e.add_argument("--suite", required=True, choices=("reward-fidelity",), help="what to measure")
+    e.add_argument(
+        "--suite",
+        choices=(*SUITE_RECIPES, "reward-fidelity"),
+        default=None,
+        help="what to measure (the recipe defaults to the suite's method: "
+        + ", ".join(f"{k} -> {v}" for k, v in SUITE_RECIPES.items())
+        + ")",
+    )
+    e.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help="paired comparison of two --suite output folders (B - A per condition)",
+    )
+    e.add_argument(
+        "--trajectories",
+        default=None,
+        help="camera_v2v: a JSON file mapping names to target paths relative to the source "
+        "camera (our trajectory object or a list of F 4x4 world-to-camera matrices), evaluated "
+        "beside the ten presets",
+    )
+    e.add_argument(
+        "--paths",
+        nargs="+",
+        default=None,
+        help="v2v suites: evaluate only these paths (presets, orbit names or --trajectories "
+        "names; default: all)",
+    )
+    e.add_argument(
+        "--videos",
+        type=int,
+        default=2,
+        help="suites: conditions per split whose clips and cameras are written (default: 2)",
+    )
+    e.add_argument(
+        "--second-opinion",
+        default=None,
+        help="suites: the estimator of the paper-style camera errors (default: one the recipe's "
+        "rewards do not use)",
+    )
     e.add_argument(
         "--policy",
         default=None,
@@ -579,8 +673,20 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
         help="a reward to measure, with options as JSON, e.g. "
         "'view_fidelity:{\"weights\": [1, 1, 0, 0]}' (repeatable; default: the recipe's)",
     )
-    e.add_argument("--split", default="val", help="held-out split (default: val)")
-    e.add_argument("--n", type=int, default=6, help="conditions, each one group (default: 6)")
+    e.add_argument(
+        "--split",
+        action="append",
+        default=None,
+        help="held-out split, repeatable (default: suites all of val, heldout_shapes, "
+        "heldout_photo; reward-fidelity val)",
+    )
+    e.add_argument(
+        "--n",
+        type=int,
+        default=2,
+        help="per split: scenes (v2v suites, x their paths), captions (t2v suites) or groups "
+        "(reward-fidelity) (default: 2)",
+    )
     e.add_argument("--group", type=int, default=None, help="G (default: the recipe's)")
     e.add_argument(
         "--noise-level", type=float, default=None, help="SDE noise level (default: the recipe's)"

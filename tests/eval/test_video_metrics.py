@@ -150,8 +150,9 @@ def test_a_frozen_video_fits_itself_but_not_the_turning_cameras():
     assert sampson_error_true_cameras(frozen, moving.w2c, moving.intrinsics) > 5 * true_error
 
 
-def test_fitted_error_is_small_on_the_rendered_clip_and_large_on_a_deformed_one(clip):
-    clean = sampson_epipolar_error(clip.rgb)
+@pytest.mark.parametrize("matcher", ["sift", "flow"])
+def test_fitted_error_is_small_on_the_rendered_clip_and_large_on_a_deformed_one(clip, matcher):
+    clean = sampson_epipolar_error(clip.rgb, matcher=matcher)
     assert clean < 0.5
     # each frame deformed independently by a smooth random field (5x5 control points, 2 px)
     gen = torch.Generator().manual_seed(1)
@@ -167,9 +168,21 @@ def test_fitted_error_is_small_on_the_rendered_clip_and_large_on_a_deformed_one(
             cv2.remap(frame, cols + d[0, 0], rows + d[1, 0], cv2.INTER_LINEAR, borderMode=reflect)
         )
     deformed = torch.from_numpy(np.stack(frames)).clamp(0, 1)
-    assert sampson_epipolar_error(deformed) > 3 * clean
-    batch = sampson_epipolar_error_per_sample(torch.stack([clip.rgb, deformed]))
-    assert batch.tolist() == pytest.approx([clean, sampson_epipolar_error(deformed)])
+    assert sampson_epipolar_error(deformed, matcher=matcher) > 3 * clean
+    if matcher == "sift":
+        batch = sampson_epipolar_error_per_sample(torch.stack([clip.rgb, deformed]))
+        assert batch.tolist() == pytest.approx([clean, sampson_epipolar_error(deformed)])
+
+
+def test_flow_correspondences_score_the_true_cameras_like_sift(clip):
+    sift = sampson_error_true_cameras(clip.rgb, clip.w2c, clip.intrinsics)
+    flow = sampson_error_true_cameras(clip.rgb, clip.w2c, clip.intrinsics, matcher="flow")
+    assert flow < 0.3 and sift < 0.3
+    axes = torch.randn(9, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    tilted = clip.w2c.clone()
+    turn = so3_exp(math.radians(4) * axes / axes.norm(dim=-1, keepdim=True))
+    tilted[:, :3, :3] = turn @ tilted[:, :3, :3]
+    assert sampson_error_true_cameras(clip.rgb, tilted, clip.intrinsics, matcher="flow") > 5 * flow
 
 
 def test_sampson_errors_are_nan_when_nothing_can_be_scored(clip):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geogrpo.camera.se3 import camera_centers, check_intrinsics, check_pose, so3_log
+from geogrpo.camera.se3 import camera_centers, check_intrinsics, check_pose
 from geogrpo.eval.metrics import check_video
 from geogrpo.geometry.epipolar import (
     fundamental_from_cameras,
@@ -25,8 +25,11 @@ from geogrpo.geometry.epipolar import (
     match_features,
     sampson_error,
 )
+from geogrpo.rewards.geometry import smoothness_errors
 from geogrpo.utils.checks import check_choice, check_int_range, check_positive
 
+Matcher = Literal["sift", "flow"]
+MATCHERS = ("sift", "flow")
 Pairs = Literal["consecutive", "first", "all"]
 PAIRS = ("consecutive", "first", "all")
 FLOW_MIN_SIZE = 16  # OpenCV's DIS flow refuses smaller frames (its 8-pixel patches)
@@ -122,11 +125,28 @@ def frame_pairs(num_frames: int, pairs: Pairs = "consecutive") -> list[tuple[int
     return [(i, j) for i in range(num_frames) for j in range(i + 1, num_frames)]
 
 
+def correspondences(a: Tensor, b: Tensor, matcher: Matcher = "sift") -> tuple[Tensor, Tensor]:
+    """Matched pixels ``([N, 2], [N, 2])`` (our pixel convention) of frames ``[H, W, 3]``: SIFT
+    keypoints (:func:`match_features`) or forward-backward checked DIS flow on a 2-pixel grid
+    (:func:`geogrpo.geometry.registration.flow_correspondences`)."""
+    check_choice("matcher", matcher, MATCHERS)
+    if matcher == "sift":
+        return match_features(a, b)
+    from geogrpo.geometry.registration import flow_correspondences
+    from geogrpo.utils.video import to_uint8
+
+    gray = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in to_uint8(torch.stack([a, b]))]
+    pa, pb = flow_correspondences(gray[0], gray[1])
+    # OpenCV's pixel centres are integers, ours half-integers (geogrpo.camera)
+    return torch.from_numpy(pa) + 0.5, torch.from_numpy(pb) + 0.5
+
+
 def sampson_epipolar_error(
     video: Tensor,  # [F, H, W, 3]
     pairs: Pairs = "consecutive",
     min_matches: int = 12,
     threshold_px: float = 1.0,
+    matcher: Matcher = "sift",
 ) -> float:
     """Epipolar error of a clip in pixels, as VGGRPO reports it (sec. 4, "Sampson epipolar
     error", following Epipolar-DPO, Kupyn et al. 2025); lower = more consistent.
@@ -140,7 +160,8 @@ def sampson_epipolar_error(
     clip's error is the mean of these per-pair means over the pairs with at least
     ``min_matches`` matches (eight determine F exactly, so a residual needs a margin above that)
     and a fitted F; NaN when no pair qualifies. Epipolar-DPO compares every 15th frame: pass
-    ``video[::k]``.
+    ``video[::k]``. ``matcher="flow"`` takes dense DIS-flow correspondences instead of SIFT
+    (:func:`correspondences`): 96-pixel generated frames give SIFT 2-6 matches a pair.
     Static scenes only: object motion violates the epipolar constraint by design.
     """
     _check_clip(video)
@@ -148,7 +169,7 @@ def sampson_epipolar_error(
     check_positive("threshold_px", threshold_px)
     errors = []
     for i, j in frame_pairs(video.shape[0], pairs):
-        pts_i, pts_j = match_features(video[i], video[j])
+        pts_i, pts_j = correspondences(video[i], video[j], matcher)
         if len(pts_i) < min_matches:
             continue
         try:
@@ -165,6 +186,7 @@ def sampson_error_true_cameras(
     intrinsics: Tensor,  # [3, 3]
     pairs: Pairs = "consecutive",
     min_matches: int = 8,
+    matcher: Matcher = "sift",
 ) -> float:
     """Epipolar error of a clip against the true cameras, in pixels; lower = more consistent.
 
@@ -187,7 +209,7 @@ def sampson_error_true_cameras(
     for i, j in frame_pairs(video.shape[0], pairs):
         if float((centers[j] - centers[i]).norm()) < 1e-9:
             continue
-        pts_i, pts_j = match_features(video[i], video[j])
+        pts_i, pts_j = correspondences(video[i], video[j], matcher)
         if len(pts_i) < min_matches:
             continue
         f = fundamental_from_cameras(k, w2c[i].double(), k, w2c[j].double())
@@ -279,14 +301,8 @@ def camera_path_smoothness_parts(
         )
     check_positive("eps_translation", eps_translation)
     check_positive("eps_rotation", eps_rotation)
-    w2c = w2c.double()
-    v = torch.diff(camera_centers(w2c), dim=0)  # [F-1, 3]
-    a = torch.diff(v, dim=0)  # [F-2, 3]
-    rot = w2c[:, :3, :3]
-    omega = so3_log(rot[1:] @ rot[:-1].transpose(-1, -2))  # [F-1, 3]
-    alpha = torch.diff(omega, dim=0)  # [F-2, 3]
-    e_trans = a.norm(dim=-1).mean() / (v.norm(dim=-1).mean() + eps_translation)
-    e_rot = alpha.norm(dim=-1).mean() / (omega.norm(dim=-1).mean() + eps_rotation)
+    # the same definition the smoothness reward trains on: one copy of VGGRPO's equations
+    e_trans, e_rot = smoothness_errors(w2c.double(), eps_translation, eps_rotation)
     return float(e_trans), float(e_rot)
 
 

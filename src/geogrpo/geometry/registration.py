@@ -195,3 +195,29 @@ def solve_pnp(
     pose[:3, :3], _ = cv2.Rodrigues(rvec)
     pose[:3, 3] = tvec[:, 0]
     return pose, num_inliers
+
+
+def flow_correspondences(
+    gray_a: np.ndarray,  # [H, W] uint8
+    gray_b: np.ndarray,  # [H, W] uint8
+    stride: int = 2,
+    min_texture: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense correspondences ``([N, 2], [N, 2])`` (OpenCV pixel convention, float64) from DIS
+    flow a -> b on a grid of ``stride`` pixels: textured pixels of ``a`` (local standard
+    deviation >= ``min_texture``) whose flow passes the forward-backward check and lands inside
+    ``b``. Small, soft frames give SIFT a handful of keypoints; flow gives hundreds."""
+    dis = make_dis()
+    forward = dis.calc(gray_a, gray_b, None)
+    backward = dis.calc(gray_b, gray_a, None)
+    h, w = gray_a.shape
+    _, var = _local_stats(gray_a)
+    v, u = np.mgrid[0:h:stride, 0:w:stride]
+    keep = var[v, u] >= min_texture**2
+    source = np.stack([u[keep], v[keep]], axis=-1).astype(np.float64)  # [N, 2] (x, y)
+    flow = forward[v[keep], u[keep]].astype(np.float64)
+    target = source + flow
+    inside = (target[:, 0] >= 0) & (target[:, 0] <= w - 1) & (target[:, 1] >= 0)
+    inside &= target[:, 1] <= h - 1
+    good = inside & _consistent(flow.astype(np.float32), backward, target)
+    return source[good], target[good]

@@ -536,8 +536,11 @@ def _load_cached(cache_dir: Path | None, kind: str, index: int) -> dict[str, Any
     if cache_dir is None:
         return None
     path = _cache_path(cache_dir, kind, index)
-    if not path.exists():
-        return None
+    return load_item(path) if path.exists() else None
+
+
+def load_item(path: str | Path) -> dict[str, Any]:
+    """An item written by :func:`save_item`: its tensors and its strings."""
     from safetensors import safe_open
 
     try:
@@ -553,10 +556,12 @@ def _load_cached(cache_dir: Path | None, kind: str, index: int) -> dict[str, Any
 
 
 def _save_cached(cache_dir: Path | None, kind: str, index: int, item: dict[str, Any]) -> None:
-    if cache_dir is None:
-        return
+    if cache_dir is not None:
+        save_item(_cache_path(cache_dir, kind, index), item)
+
+
+def save_item(path: str | Path, item: dict[str, Any]) -> None:
+    """Write an item's tensors (safetensors) and strings (its metadata), atomically."""
     tensors = {k: v for k, v in item.items() if isinstance(v, Tensor)}
     strings = {k: v for k, v in item.items() if isinstance(v, str)}
-    atomic_save_safetensors(
-        _cache_path(cache_dir, kind, index), tensors, metadata={"strings": json.dumps(strings)}
-    )
+    atomic_save_safetensors(path, tensors, metadata={"strings": json.dumps(strings)})
