@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from geogrpo.eval.stats import bootstrap_mean_interval
 from geogrpo.eval.reward_fidelity import (
     best_above_median,
     fidelity_stats,
@@ -11,6 +10,7 @@ from geogrpo.eval.reward_fidelity import (
     spread,
     within_group_spearman,
 )
+from geogrpo.eval.stats import bootstrap_mean_interval
 
 
 def _groups(n=200, g=8, seed=0):
