@@ -577,6 +577,10 @@ def _demo(args: argparse.Namespace) -> int:
     )
     summary = GRPOTrainer(config, out).train()
     _print_summary(DEMO_RECIPE, out, summary)
+    from geogrpo.eval.report import build_report
+
+    report = build_report(out, out / "report.html")
+    print(f"\nreport (tables, reward and truth curves, videos): {report}")
     return 0
 
 

@@ -261,6 +261,8 @@ def test_demo_runs_end_to_end_and_refuses_a_used_folder(data_dir, tmp_path, caps
     printed = capsys.readouterr().out
     assert "val/truth/psnr" in printed and "val/reward/view_fidelity" in printed
     assert (out / "summary.json").is_file() and any((out / "checkpoints").iterdir())
+    assert f"report (tables, reward and truth curves, videos): {out / 'report.html'}" in printed
+    assert "val/truth/psnr" in (out / "report.html").read_text()
     assert cli.main(["demo", "--steps", "1", "--out", str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert cli.main(["demo", "--steps", "1", "--out", str(out), "--overwrite"]) == 0
