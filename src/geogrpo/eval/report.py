@@ -42,6 +42,7 @@ from geogrpo.utils.io import atomic_path, atomic_write_text
 # A page is for reading: a few trajectories and videos per folder, not every sample.
 MAX_SUITE_SAMPLES = 4
 MAX_COMPARE_VIDEOS = 6
+SAMPLE_PANELS = (".source", ".truth", ".side_by_side")
 # Folders that hold a run's by-products, never a result folder of their own.
 _SKIP_DIRS = {"checkpoints", "tensorboard", "videos", "trajectories", "__pycache__"}
 _WHAT_TO_PASS = (
@@ -189,12 +190,20 @@ def read_suite(folder: str | Path, name: str = "") -> SuiteData:
         for row in _read_jsonl(path / "samples.jsonl"):
             if "id" in row:
                 samples[str(row["id"])] = row
+    # per sample the suite writes <id>.mp4 (the clip), .source.mp4, .truth.mp4 and
+    # .side_by_side.mp4 (source | clip | truth); the page shows the side-by-side one
+    clips = {
+        sid: p
+        for sid, p in _sample_file_ids(path / "videos", ".mp4").items()
+        if not sid.endswith(SAMPLE_PANELS)
+    }
+    panels = _sample_file_ids(path / "videos", ".side_by_side.mp4")
     return SuiteData(
         path,
         name or path.name,
         summary,
         samples,
-        _sample_file_ids(path / "videos", ".mp4"),
+        {sid: panels.get(sid, clip) for sid, clip in clips.items()},
         _sample_file_ids(path / "trajectories", ".json"),
     )
 
@@ -711,7 +720,7 @@ def render_suite_section(
         )
         caption = f"<b>{html.escape(sample_id)}</b>" + (f": {values}" if values else "")
         if video:
-            parts.append(_video(video, caption + " (generated clip)"))
+            parts.append(_video(video, caption + " (source | generated | true target)"))
         if plot:
             parts.append(
                 _figure(

@@ -643,8 +643,12 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
                     stem = file_stem(cid)
                     write_video(out / "videos" / f"{stem}.mp4", video[j])
                     write_video(out / "videos" / f"{stem}.truth.mp4", batch.truth[j])
+                    source = torch.zeros_like(video[j])  # t2v: no source, a black panel
                     if batch.source_frames is not None:
-                        write_video(out / "videos" / f"{stem}.source.mp4", batch.source_frames[j])
+                        source = batch.source_frames[j]
+                        write_video(out / "videos" / f"{stem}.source.mp4", source)
+                    side = torch.cat([source, video[j], batch.truth[j]], dim=2)
+                    write_video(out / "videos" / f"{stem}.side_by_side.mp4", side)
                     _write_cameras(out / "trajectories" / f"{stem}.json", cameras[j])
             _write_rows(out, rows)
     if not current:
