@@ -52,6 +52,9 @@ TARGETS = {
     ],
     "world_r1": [("recon_psnr", "diff", 2.0), ("camera_words", "diff", 0.0)],
 }
+# scenes (v2v: x the suite's 10 or 6 paths) or captions per held-out split, sized so that one
+# policy's evaluation takes a few CPU minutes
+SCENES = {"geo_align": 1, "devis_grpo": 2, "vggrpo": 8, "world_r1": 6}
 GEOGRPO = [sys.executable, "-m", "geogrpo"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -162,11 +165,11 @@ def sft(args) -> None:
 def _policies(args, recipe: str) -> dict[str, str]:
     from geogrpo.train.config import load_config
 
-    found = {"base": load_config(recipe).model.policy}
-    for seed in args.seeds:
-        for kind in ("grpo", "sft"):
+    found = {"base": load_config(recipe).model.policy, "truth": "truth"}
+    for seed in args.seeds:  # finished runs only
+        for kind, marker in (("grpo", "summary.json"), ("sft", "policy.json")):
             folder = args.out / recipe / f"{kind}_s{seed}"
-            if folder.is_dir():
+            if (folder / marker).is_file():
                 found[f"{kind}_s{seed}"] = str(folder)
     return found
 
@@ -185,12 +188,12 @@ def evaluate(args) -> None:
                 "--policy",
                 policy,
                 "--n",
-                str(args.scenes),
+                str(args.scenes or SCENES[recipe]),
                 "--out",
                 str(evals / name),
             ]
             _run(cmd, args.out / f"{recipe}.eval_{name}.log")
-            if name != "base":
+            if name not in ("base", "truth"):
                 cmd = [
                     *GEOGRPO,
                     "eval",
@@ -259,7 +262,9 @@ def main() -> None:
     parser.add_argument("--sft-batch", type=int, default=8)
     parser.add_argument("--sft-lr", type=float, default=1e-4)
     parser.add_argument("--sft-items", type=int, default=24, help="train items (GRPO's pool)")
-    parser.add_argument("--scenes", type=int, default=2, help="scenes / captions per split")
+    parser.add_argument(
+        "--scenes", type=int, default=None, help="scenes / captions per split (default: SCENES)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/headline"))
     args = parser.parse_args()
     {"grpo": grpo, "sft": sft, "eval": evaluate, "table": table}[args.stage](args)

@@ -668,7 +668,8 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
         "--policy",
         default=None,
         help="shipped name, saved policy folder or `geogrpo train` run folder (default: the "
-        "recipe's policy; a run folder also supplies the recipe)",
+        "recipe's policy; a run folder also supplies the recipe); suites also take 'truth': "
+        "the world's true outputs, each metric's ceiling and the estimators' own error",
     )
     e.add_argument(
         "--reward",

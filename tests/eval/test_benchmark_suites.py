@@ -113,6 +113,18 @@ def test_compare_and_report_read_the_evaluation(camera_eval, tmp_path, capsys):
     assert "camera_v2v" in html and f"{psnr['mean_a']:.2f}"[:4] in html
 
 
+def test_the_truth_scores_the_ceiling_of_every_image_metric(data_dir, tmp_path):
+    config = load_config("devis_grpo", overrides=[f"data.data_dir={data_dir}"])
+    settings = SuiteSettings(
+        "extreme_view", policy="truth", splits=("val",), scenes=1, paths=("orbit_+90deg",),
+        videos=0, progress=False,
+    )  # fmt: skip
+    row = run_suite(config, settings, tmp_path)["metrics"]["val"]
+    assert row["psnr"]["mean"] == pytest.approx(120.0) and row["ssim"]["mean"] == pytest.approx(1)
+    assert row["psnr_nocc"]["mean"] == pytest.approx(120.0)
+    assert row["perceptual_distance"]["mean"] == pytest.approx(0, abs=1e-6)
+
+
 def test_a_policy_on_a_suite_it_cannot_condition_is_a_clear_error():
     with pytest.raises(ValueError, match="world_consistency or t2v_camera instead"):
         check_suite_policy("camera_v2v", "t2v", "tiny-t2v")

@@ -234,6 +234,8 @@ METRICS: dict[str, tuple[bool, str]] = {
     "quality": (True, "tiny-quality scorer (stand-in for VBench aesthetic/imaging quality)"),
 }
 PROXIES = ("flicker", "motion_smoothness", "quality")
+# --policy truth scores the world's true outputs: PSNR's ceiling, the estimators' own error
+TRUTH = "truth"
 
 
 @dataclass(frozen=True)
@@ -593,15 +595,18 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
         user_paths = load_target_paths(settings.trajectories, config.data.frames)
     torch.set_num_threads(config.model.torch_threads)
     name = settings.policy or config.model.policy
-    policy = load_policy(name).requires_grad_(False)
-    conditioning = policy.conditioning.name
-    check_suite_policy(settings.suite, conditioning, name)
+    if name == TRUTH:  # the world's own outputs: each metric's ceiling (or its floor)
+        policy, conditioning = None, SUITES[settings.suite].conditionings[0]
+    else:
+        policy = load_policy(name).requires_grad_(False)
+        conditioning = policy.conditioning.name
+        check_suite_policy(settings.suite, conditioning, name)
     estimator = second_opinion_estimator(config, settings.suite, settings.second_opinion)
     steps = settings.num_inference_steps or config.sampling.eval_num_inference_steps
     fingerprint = {
         "suite": settings.suite,
         "policy": str(name),
-        "policy_digest": _policy_digest(policy),
+        "policy_digest": _policy_digest(policy) if policy is not None else TRUTH,
         "trajectories": _file_digest(settings.trajectories),
         "paths": list(settings.paths),
         "num_inference_steps": steps,
@@ -628,11 +633,14 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
             ids = [cid for _, cid, _ in chunk]
             chunk_items = [item for _, _, item in chunk]
             batch = from_items(chunk_items, conditioning, "world")
-            with torch.no_grad():
-                video = _sample(
-                    policy, batch, ids, steps, config.sampling.shift, settings.seed,
-                    config.sampling.guidance_scale,
-                )  # fmt: skip
+            if policy is None:
+                video = batch.truth.clone()
+            else:
+                with torch.no_grad():
+                    video = _sample(
+                        policy, batch, ids, steps, config.sampling.shift, settings.seed,
+                        config.sampling.guidance_scale,
+                    )  # fmt: skip
             metrics, cameras = scorer(video, batch, chunk_items)
             for j, (index, cid, item) in enumerate(chunk):
                 row = {"id": cid, "split": split, "path": item.get("relative_kind", "")}
