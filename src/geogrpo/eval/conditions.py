@@ -114,21 +114,15 @@ def _pair(pairs, index: int, relative: Tensor, name: str, frozen: bool) -> dict[
     item = pairs.pair_along(index, relative, name)
     if frozen:
         from geogrpo.world.render import render
-        from geogrpo.world.scene import Scene
+        from geogrpo.world.scene import FPS, Scene
 
         f = relative.shape[0]
-        times = torch.full((f,), float(_frame_times(f)[f // 2]))
+        times = torch.full((f,), (f // 2) / FPS, dtype=torch.float64)  # the middle frame's time
         size = item["target_video"].shape[1:3]
         r = render(Scene.from_json(item["scene"]), item["target_w2c"], *size, times=times)
         item = {**item, "target_video": r.rgb, "target_depth": r.depth, "target_dynamic": r.dynamic}
         item["relative_kind"] = f"{name} (time frozen at frame {f // 2})"
     return item
-
-
-def _frame_times(frames: int) -> Tensor:
-    from geogrpo.world.scene import FPS
-
-    return torch.arange(frames, dtype=torch.float64) / FPS
 
 
 def t2v_items(split: str, n: int, data: Any) -> list[tuple[str, dict[str, Any]]]:
