@@ -49,6 +49,7 @@ TARGETS = {
         ("camera_smoothness", "diff_down", 0.0),
         ("quality", "diff", 0.0),
         ("flicker", "diff", 0.0),
+        ("camera_words", "diff", 0.0),  # the truth beside the consistency rewards
     ],
     "world_r1": [("recon_psnr", "diff", 2.0), ("camera_words", "diff", 0.0)],
 }

@@ -278,9 +278,11 @@ SUITES: dict[str, Suite] = {
             "reprojection",
             "reprojection_true",
             "camera_smoothness",
+            "camera_words",
             *PROXIES,
         ),
-        "VGGRPO: epipolar and reprojection consistency of held-out captions' clips",
+        "VGGRPO: epipolar and reprojection consistency of held-out captions' clips, beside the "
+        "truth of their camera motion (a static clip is consistent and wrong)",
     ),
     "t2v_camera": Suite(
         T2V_CONDITIONINGS,
@@ -489,6 +491,7 @@ class SuiteScorer:
             cameras[i]["estimated"] = _on_path(w2c, requested[i])
 
     def _consistency_metrics(self, video, batch, out, cameras) -> None:
+        from geogrpo.eval.camera_words import camera_word_agreement
         from geogrpo.eval.video_metrics import (
             camera_path_smoothness,
             sampson_epipolar_error,
@@ -496,6 +499,7 @@ class SuiteScorer:
         )
         from geogrpo.rewards.geometry import reprojection_errors
 
+        out["camera_words"] = camera_word_agreement(video, batch.truth).double()
         est = self._model("estimator").estimate(video)
         for i in range(video.shape[0]):
             true_w2c, k = batch.target_w2c[i].double(), batch.intrinsics[i].double()
@@ -618,7 +622,7 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
             k: getattr(config.data, k) for k in ("frames", "size", "seed", "dynamic_fraction")
         },
     }
-    rows = _cached_rows(out, fingerprint)
+    rows = _cached_rows(out, fingerprint, SUITES[settings.suite].metrics)
     atomic_write_json(out / "settings.json", fingerprint)
     scorer = SuiteScorer(settings.suite, estimator)
     current: list[str] = []
@@ -698,8 +702,9 @@ def _file_digest(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
 
 
-def _cached_rows(out: Path, fingerprint: dict) -> dict[str, dict]:
-    """Rows of an earlier evaluation into ``out`` with the same settings; none otherwise."""
+def _cached_rows(out: Path, fingerprint: dict, metrics: tuple[str, ...]) -> dict[str, dict]:
+    """Rows of an earlier evaluation into ``out`` with the same settings that hold every metric
+    the suite reports now; none otherwise."""
     settings, samples = out / "settings.json", out / "samples.jsonl"
     if not (settings.is_file() and samples.is_file()):
         return {}
@@ -709,7 +714,11 @@ def _cached_rows(out: Path, fingerprint: dict) -> dict[str, dict]:
         rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
     except json.JSONDecodeError:
         return {}  # a damaged cache is evaluated again
-    return {row["id"]: row for row in rows if isinstance(row, dict) and "id" in row}
+    return {
+        row["id"]: row
+        for row in rows
+        if isinstance(row, dict) and "id" in row and all(m in row for m in metrics)
+    }
 
 
 def _finite_or_none(value: Any) -> float | None:
