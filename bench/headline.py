@@ -231,8 +231,8 @@ def table(args) -> str:
                     path = compares / f"{kind_name}_s{seed}" / "compare.json"
                     if not path.is_file():
                         continue
-                    c = json.loads(path.read_text())["metrics"]["all"][metric]
-                    if not c["n"]:
+                    c = json.loads(path.read_text())["metrics"]["all"].get(metric)
+                    if not c or not c["n"]:
                         continue
                     base = c["mean_a"]
                     cells[kind_name].append(
