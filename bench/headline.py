@@ -216,11 +216,21 @@ def _met(kind: str, threshold: float, c: dict) -> bool:
     return rel <= -threshold and c["ci95_high"] < 0
 
 
+def _pooled_truth(args, recipe: str, metric: str) -> float:
+    """The metric of the world's own outputs (``--policy truth``), pooled over the splits."""
+    path = args.out / recipe / "eval" / "truth" / "summary.json"
+    if not path.is_file():
+        return math.nan
+    stats = [s[metric] for s in json.loads(path.read_text())["metrics"].values() if metric in s]
+    n = sum(c["n"] for c in stats)
+    return sum(c["mean"] * c["n"] for c in stats if c["n"]) / n if n else math.nan
+
+
 def table(args) -> str:
     lines = [
-        "| recipe | metric | base | GRPO: B - base per seed [95 % CI] (up/down) | "
+        "| recipe | metric | truth | base | GRPO: B - base per seed [95 % CI] (up/down) | "
         "SFT: B - base per seed | target | met by GRPO |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for recipe in args.recipes:
         compares = args.out / recipe / "compare"
@@ -245,13 +255,39 @@ def table(args) -> str:
                 kind
             ]
             lines.append(
-                f"| {recipe} | {metric} | {base:.4g} | {'<br>'.join(cells['grpo'])} | "
+                f"| {recipe} | {metric} | {_pooled_truth(args, recipe, metric):.4g} | {base:.4g} | "
+                f"{'<br>'.join(cells['grpo'])} | "
                 f"{'<br>'.join(cells['sft'])} | {target} | {sum(met)}/{len(met)} seeds |"
             )
+    lines += ["", *_training_spearman(args)]
     text = "\n".join(lines) + "\n"
     (args.out / "headline.md").write_text(text, encoding="utf-8")
     print(text)
     return text
+
+
+def _training_spearman(args) -> list[str]:
+    """Per recipe and reward: the within-group Spearman of the reward against each truth metric
+    on the training rollouts, averaged over steps and seeds (does GRPO's signal rank like the
+    truth while it trains?)."""
+    lines = [
+        "| recipe | reward vs truth on the training rollouts | mean within-group Spearman "
+        "(steps x seeds) |",
+        "|---|---|---|",
+    ]
+    for recipe in args.recipes:
+        values: dict[str, list[float]] = {}
+        for seed in args.seeds:
+            path = args.out / recipe / f"grpo_s{seed}" / "metrics.jsonl"
+            if not path.is_file():
+                continue
+            for line in path.read_text().splitlines():
+                for key, value in json.loads(line).items():
+                    if key.startswith("spearman/") and math.isfinite(value):
+                        values.setdefault(key.removeprefix("spearman/"), []).append(value)
+        for key, vals in values.items():
+            lines.append(f"| {recipe} | {key} | {sum(vals) / len(vals):+.3f} (n={len(vals)}) |")
+    return lines
 
 
 def main() -> None:
