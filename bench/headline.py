@@ -49,9 +49,14 @@ TARGETS = {
         ("camera_smoothness", "diff_down", 0.0),
         ("quality", "diff", 0.0),
         ("flicker", "diff", 0.0),
-        ("camera_words", "diff", 0.0),  # the truth beside the consistency rewards
+        ("sampson_true", "diff_down", 0.0),  # the truth beside the consistency rewards
+        ("camera_words", "diff", 0.0),
     ],
-    "world_r1": [("recon_psnr", "diff", 2.0), ("camera_words", "diff", 0.0)],
+    "world_r1": [
+        ("recon_psnr", "diff", 2.0),
+        ("recon_psnr_truth", "diff", 0.0),  # the same splats against the true views
+        ("camera_words", "diff", 0.0),
+    ],
 }
 # scenes (v2v: x the suite's 10 or 6 paths) or captions per held-out split, sized so that one
 # policy's evaluation takes a few CPU minutes
