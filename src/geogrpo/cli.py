@@ -453,8 +453,9 @@ def _eval(args: argparse.Namespace) -> int:
             "--recipe: name the recipe whose sampler, rewards and estimator to use (e.g. "
             "--recipe geo_align), or pass a run folder as --policy"
         )
-    config = load_config(recipe if config_file is None else args.recipe, args.scale, config_file,
-                         args.set or [])  # fmt: skip
+    if config_file is not None:
+        recipe = args.recipe  # the run folder's config.yaml holds the recipe
+    config = load_config(recipe, args.scale, config_file, args.set or [])
     if args.suite != "reward-fidelity":
         return _eval_suite(args, config)
     from geogrpo.eval.suites import RewardFidelitySettings, parse_reward, run_reward_fidelity
@@ -498,8 +499,8 @@ def _eval_suite(args: argparse.Namespace, config) -> int:
     )
     run_suite(config, settings, args.out)
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
-    print(f"wrote {Path(args.out) / 'summary.json'}, per-sample metrics in "
-          f"{Path(args.out) / 'samples.jsonl'}")  # fmt: skip
+    out = Path(args.out)
+    print(f"wrote {out / 'summary.json'}, per-sample metrics in {out / 'samples.jsonl'}")
     return 0
 
 
@@ -509,8 +510,8 @@ def _eval_compare(args: argparse.Namespace) -> int:
     a, b = args.compare
     compare_evaluations(a, b, args.out, seed=args.seed)
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
-    print(f"wrote {Path(args.out) / 'compare.json'} and side-by-side videos in "
-          f"{Path(args.out) / 'videos'}")  # fmt: skip
+    out = Path(args.out)
+    print(f"wrote {out / 'compare.json'} and side-by-side videos in {out / 'videos'}")
     return 0
 
 

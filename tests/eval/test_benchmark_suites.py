@@ -74,9 +74,15 @@ def test_camera_v2v_writes_every_metric_per_sample_and_a_summary(camera_eval):
 def test_a_finished_evaluation_is_read_back_not_sampled_again(data_dir, user_paths, camera_eval):
     config = load_config("geo_align", overrides=[f"data.data_dir={data_dir}"])
     settings = SuiteSettings(
-        "camera_v2v", splits=("val",), scenes=1, trajectories=str(user_paths),
-        paths=("pan_left", "mine"), num_inference_steps=3, videos=1, progress=False,
-    )  # fmt: skip
+        "camera_v2v",
+        splits=("val",),
+        scenes=1,
+        trajectories=str(user_paths),
+        paths=("pan_left", "mine"),
+        num_inference_steps=3,
+        videos=1,
+        progress=False,
+    )
     before = (camera_eval / "samples.jsonl").read_text()
     calls = []
     original = suites._sample
@@ -91,9 +97,16 @@ def test_a_finished_evaluation_is_read_back_not_sampled_again(data_dir, user_pat
 def test_noise_is_fixed_per_condition_not_per_batch(data_dir, user_paths, camera_eval, tmp_path):
     config = load_config("geo_align", overrides=[f"data.data_dir={data_dir}"])
     settings = SuiteSettings(
-        "camera_v2v", splits=("val",), scenes=1, trajectories=str(user_paths),
-        paths=("mine",), num_inference_steps=3, videos=0, progress=False, batch=1,
-    )  # fmt: skip
+        "camera_v2v",
+        splits=("val",),
+        scenes=1,
+        trajectories=str(user_paths),
+        paths=("mine",),
+        num_inference_steps=3,
+        videos=0,
+        progress=False,
+        batch=1,
+    )
     run_suite(config, settings, tmp_path)
     again = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     first = [json.loads(x) for x in (camera_eval / "samples.jsonl").read_text().splitlines()]
@@ -116,9 +129,14 @@ def test_compare_and_report_read_the_evaluation(camera_eval, tmp_path, capsys):
 def test_the_truth_scores_the_ceiling_of_every_image_metric(data_dir, tmp_path):
     config = load_config("devis_grpo", overrides=[f"data.data_dir={data_dir}"])
     settings = SuiteSettings(
-        "extreme_view", policy="truth", splits=("val",), scenes=1, paths=("orbit_+90deg",),
-        videos=0, progress=False,
-    )  # fmt: skip
+        "extreme_view",
+        policy="truth",
+        splits=("val",),
+        scenes=1,
+        paths=("orbit_+90deg",),
+        videos=0,
+        progress=False,
+    )
     row = run_suite(config, settings, tmp_path)["metrics"]["val"]
     assert row["psnr"]["mean"] == pytest.approx(120.0) and row["ssim"]["mean"] == pytest.approx(1)
     assert row["psnr_nocc"]["mean"] == pytest.approx(120.0)

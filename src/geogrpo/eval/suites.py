@@ -642,9 +642,14 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
             else:
                 with torch.no_grad():
                     video = _sample(
-                        policy, batch, ids, steps, config.sampling.shift, settings.seed,
+                        policy,
+                        batch,
+                        ids,
+                        steps,
+                        config.sampling.shift,
+                        settings.seed,
                         config.sampling.guidance_scale,
-                    )  # fmt: skip
+                    )
             metrics, cameras = scorer(video, batch, chunk_items)
             for j, (index, cid, item) in enumerate(chunk):
                 row = {"id": cid, "split": split, "path": item.get("relative_kind", "")}
