@@ -12,19 +12,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from geogrpo.camera.se3 import scale_intrinsics
 from geogrpo.geometry.splat_fit import fit_splats, render_views, splats_from_depth
 from geogrpo.utils.checks import check_int_range
-
-
-def _resize(x: Tensor, size: int, mode: str) -> Tensor:
-    """``[F, H, W, C]`` -> ``[F, size, size * W / H, C]``."""
-    h, w = x.shape[1:3]
-    out = F.interpolate(x.permute(0, 3, 1, 2), size=(size, round(size * w / h)), mode=mode)
-    return out.permute(0, 2, 3, 1)
+from geogrpo.utils.video import resize_frames
 
 
 def _psnr(a: Tensor, b: Tensor) -> float:
@@ -48,10 +41,10 @@ def heldout_view_psnr(
     f, h, w = frames.shape[:3]
     check_int_range("frames", f, 2)
     fit_idx, held_idx = torch.arange(0, f, 2), torch.arange(1, f, 2)
-    small = _resize(frames.float(), size, "area")
+    small = resize_frames(frames.float(), size, "area")
     sh, sw = small.shape[1:3]
     k = scale_intrinsics(intrinsics.double(), sw / w, sh / h).float().expand(f, 3, 3)
-    d_small = _resize(depth[..., None].float(), size, "nearest")[..., 0]
+    d_small = resize_frames(depth[..., None].float(), size, "nearest")[..., 0]
     pose = w2c.float()
     gen = torch.Generator().manual_seed(seed)
     try:
@@ -66,4 +59,4 @@ def heldout_view_psnr(
     recon = _psnr(renders, small[held_idx])
     if truth is None:
         return recon, math.nan
-    return recon, _psnr(renders, _resize(truth.float(), size, "area")[held_idx])
+    return recon, _psnr(renders, resize_frames(truth.float(), size, "area")[held_idx])

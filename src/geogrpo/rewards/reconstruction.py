@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from geogrpo.camera.se3 import scale_intrinsics
@@ -38,13 +37,7 @@ from geogrpo.rewards.base import (
 from geogrpo.rewards.fidelity import masked_psnr
 from geogrpo.rewards.geometry import TrajectoryReward, _estimator, _geometry
 from geogrpo.utils.checks import check_int_range, check_positive
-
-
-def _resize(x: Tensor, size: int, mode: str) -> Tensor:
-    """``[F, H, W, C]`` -> ``[F, size, size * W / H, C]``."""
-    h, w = x.shape[1:3]
-    out = F.interpolate(x.permute(0, 3, 1, 2), size=(size, round(size * w / h)), mode=mode)
-    return out.permute(0, 2, 3, 1)
+from geogrpo.utils.video import resize_frames
 
 
 class ReconstructionReward:
@@ -118,13 +111,15 @@ class ReconstructionReward:
         pose = w2c.float()
 
         def at(size: int, idx: Tensor) -> tuple[Tensor, Tensor]:
-            small = _resize(frames[idx].float(), size, "area")
+            small = resize_frames(frames[idx].float(), size, "area")
             sh, sw = small.shape[1:3]
             return small, scale_intrinsics(intrinsics[idx].double(), sw / w, sh / h).float()
 
         small, k_small = at(self.fit_size, fit_idx)
-        d_small = _resize(depth[fit_idx, ..., None].float(), self.fit_size, "nearest")[..., 0]
-        c_small = _resize(confidence[fit_idx, ..., None].float(), self.fit_size, "nearest")[..., 0]
+        d_small = resize_frames(depth[fit_idx, ..., None].float(), self.fit_size, "nearest")[..., 0]
+        c_small = resize_frames(confidence[fit_idx, ..., None].float(), self.fit_size, "nearest")[
+            ..., 0
+        ]
         static = (c_small >= self.confidence_threshold).float()
         gen = torch.Generator().manual_seed(self.seed)
         init = splats_from_depth(

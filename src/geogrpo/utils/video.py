@@ -70,3 +70,12 @@ def model_to_frames(video: Tensor) -> Tensor:
     if video.ndim != 5 or video.shape[1] != 3:
         raise ValueError(f"video: expected [B, 3, F, H, W] in [-1, 1], got {tuple(video.shape)}")
     return ((video.float().permute(0, 2, 3, 4, 1) + 1) / 2).clamp(0, 1)
+
+
+def resize_frames(frames: Tensor, height: int, mode: str = "area") -> Tensor:
+    """Frames ``[F, H, W, C]`` -> ``[F, height, round(height W / H), C]`` (aspect kept); ``area``
+    for images, ``nearest`` for depth and masks (no blending across edges)."""
+    h, w = frames.shape[1:3]
+    size = (height, round(height * w / h))
+    out = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2), size=size, mode=mode)
+    return out.permute(0, 2, 3, 1)
