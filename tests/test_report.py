@@ -385,6 +385,19 @@ def test_cli(results, tmp_path, capsys):
     assert "error: " in capsys.readouterr().err
 
 
+def test_a_rebuilt_report_drops_what_it_no_longer_shows(results, tmp_path):
+    out = tmp_path / "report.html"
+    build_report(results, out)
+    assets = tmp_path / "report_files"
+    mine = assets / "notes.txt"  # a file the report did not write stays
+    mine.write_text("keep")
+    build_report(results / "runs", out)  # the run alone: the suite's and comparison's go
+    left = sorted(p.name for p in assets.iterdir())
+    html = out.read_text(encoding="utf-8")
+    assert "notes.txt" in left and all(name in html for name in left if name != "notes.txt")
+    assert not any("traj" in name or "cmp" in name for name in left)
+
+
 # -- the page in a browser ---------------------------------------------------------------------
 
 

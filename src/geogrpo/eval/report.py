@@ -864,5 +864,18 @@ def build_report(root: str | Path, out: str | Path = "report.html") -> Path:
             heading = f"compare {result.name}"
         sections.append((anchor, heading, html_part))
     title = f"geogrpo report: {Path(root).resolve().name}"
-    atomic_write_text(page, render_page(title, sections))
+    text = render_page(title, sections)
+    atomic_write_text(page, text)
+    _remove_stale_assets(assets, text)
     return page
+
+
+def _remove_stale_assets(assets: Path, page_html: str) -> None:
+    """Delete what an earlier report wrote into ``assets`` and this page no longer links (only
+    files named as the report names them, ``NN_...``: nothing a user put there)."""
+    from urllib.parse import unquote
+
+    linked = {unquote(m) for m in re.findall(re.escape(assets.name) + r'/([^"\'<>\s]+)', page_html)}
+    for path in assets.iterdir():
+        if path.is_file() and re.match(r"\d{2,}_", path.name) and path.name not in linked:
+            path.unlink()
