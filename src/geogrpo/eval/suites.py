@@ -14,7 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from geogrpo.utils.io import atomic_write_json, atomic_write_text
+from geogrpo.utils.io import (
+    atomic_write_json,
+    atomic_write_text,
+    file_sha256,
+    state_dict_sha256,
+)
 
 
 @dataclass
@@ -610,8 +615,8 @@ def run_suite(config, settings: SuiteSettings, out: str | Path) -> dict:
     fingerprint = {
         "suite": settings.suite,
         "policy": str(name),
-        "policy_digest": _policy_digest(policy) if policy is not None else TRUTH,
-        "trajectories": _file_digest(settings.trajectories),
+        "policy_digest": state_dict_sha256(policy)[:16] if policy is not None else TRUTH,
+        "trajectories": file_sha256(settings.trajectories)[:16] if settings.trajectories else None,
         "paths": list(settings.paths),
         "num_inference_steps": steps,
         "shift": config.sampling.shift,
@@ -688,23 +693,6 @@ def _writable_folder(out: str | Path) -> Path:
             f"--out: cannot write to {out} ({err.strerror}); choose another folder"
         ) from None
     return out
-
-
-def _policy_digest(policy) -> str:
-    """sha256 over the policy's parameters: a changed checkpoint never reuses old samples."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, p in sorted(policy.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _file_digest(path: str | None) -> str | None:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
 
 
 def _cached_rows(out: Path, fingerprint: dict, metrics: tuple[str, ...]) -> dict[str, dict]:

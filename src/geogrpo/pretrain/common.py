@@ -3,7 +3,6 @@ records how a checkpoint was made."""
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import shlex
 import sys
@@ -17,7 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geogrpo.camera.se3 import relative_to_first
-from geogrpo.utils.io import atomic_write_json
+from geogrpo.utils.io import atomic_write_json, file_sha256
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 
 
@@ -74,14 +73,6 @@ def gaussian_blur(x: Tensor, sigma: float, radius: int) -> Tensor:
         k.view(1, 1, n, 1).expand(3, 1, n, 1),
         groups=3,
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def invocation() -> str:

@@ -7,7 +7,6 @@ draws its batches, times and noise on the CPU from its seed, so it is the same o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -47,7 +46,7 @@ from geogrpo.pretrain.common import (
 from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
 from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
-from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
+from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json, state_dict_sha256
 from geogrpo.world.datasets import (
     MultiViewPairs,
     TextToVideoClips,
@@ -281,9 +280,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
     kind, folder = ("t2v", "t2v") if "t2v" in cfg.conditioning else ("pairs", "pairs")
     cls = TextToVideoClips if kind == "t2v" else MultiViewPairs
 
-    ae_digest = hashlib.sha256()
-    for name, tensor in sorted(autoencoder.state_dict().items()):
-        ae_digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+    ae_digest = state_dict_sha256(autoencoder)  # keys the cached latents
     family = "t2v" if kind == "t2v" else conditioning.name
 
     def latents(split: str, n: int) -> LatentSet:
@@ -293,7 +290,7 @@ def pretrain_policy(cfg: PolicyPretrainConfig) -> dict[str, Any]:
             f"{family}_{split}",
             f"{cfg.frames}x{cfg.size}",
             n,
-            ae_digest.hexdigest(),
+            ae_digest,
             lambda idx: encode_items(conditioning, autoencoder, [ds[i] for i in idx]),
             before_encoding=lambda idx: build_missing(ds, idx, cfg.workers),
         )

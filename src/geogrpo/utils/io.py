@@ -6,6 +6,7 @@ is what makes checkpoints and reports safe to resume from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -57,3 +58,24 @@ def atomic_save_safetensors(
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=metadata)
     return Path(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(module) -> str:
+    """sha256 over a module's state (names in sorted order, then each tensor's bytes): the same
+    weights give the same digest whatever file or folder they were loaded from."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
