@@ -450,37 +450,40 @@ class SuiteScorer:
             ssim_per_sample,
             visible_from_source_mask,
         )
+        from geogrpo.eval.truth import perceptual_distances
 
         out["psnr"] = psnr_per_sample(video, batch.truth)
         out["ssim"] = ssim_per_sample(video, batch.truth)
-        perceptual = self._model("perceptual")
-        for i, item in enumerate(items):
-            out["perceptual_distance"][i] = float(
-                perceptual.distance(video[i], batch.truth[i]).mean()
-            )
-            mask = visible_from_source_mask(
-                item["source_depth"], item["source_w2c"], item["target_w2c"], item["intrinsics"]
-            )
-            out["psnr_nocc"][i] = masked_psnr(video[i : i + 1], batch.truth[i : i + 1], mask[None])[
-                0
+        every = torch.arange(video.shape[0])
+        out["perceptual_distance"] = perceptual_distances(
+            video, batch.truth, every, self._model("perceptual")
+        )
+        visible = torch.stack(
+            [
+                visible_from_source_mask(
+                    it["source_depth"], it["source_w2c"], it["target_w2c"], it["intrinsics"]
+                )
+                for it in items
             ]
-            out["ssim_nocc"][i] = masked_ssim(video[i : i + 1], batch.truth[i : i + 1], mask[None])[
-                0
-            ]
+        )  # [B, F, H, W]
+        out["psnr_nocc"] = masked_psnr(video, batch.truth, visible)
+        out["ssim_nocc"] = masked_ssim(video, batch.truth, visible)
 
     def _camera_metrics(self, video, batch, out, cameras) -> None:
         from geogrpo.camera.metrics import cam_mc, rot_err, trans_err
-        from geogrpo.world.evaluator import evaluate_cameras
+        from geogrpo.eval.truth import camera_evaluations, evaluator_values
 
         requested = batch.target_w2c.double()
-        for i in range(video.shape[0]):
-            ev = evaluate_cameras(
-                video[i], batch.truth[i], batch.truth_depth[i], batch.intrinsics[i], requested[i]
-            )
-            summary = ev.summary()
-            out["confirmed_share"][i] = summary["matched_fraction"]
-            out["rot_err_deg"][i] = summary["rot_err_deg"]
-            out["trans_err"][i] = summary["trans_err"]
+        evaluations = camera_evaluations(
+            video,
+            batch.truth,
+            batch.truth_depth,
+            requested,
+            batch.intrinsics,
+            torch.arange(video.shape[0]),
+        )
+        out.update(evaluator_values(evaluations, video.shape[0]))
+        for i, ev in evaluations.items():
             if int(ev.matched.sum()) >= 2:
                 m = ev.matched
                 out["cam_mc"][i] = float(cam_mc(ev.actual_w2c[m], requested[i][m], "metric"))
@@ -496,6 +499,7 @@ class SuiteScorer:
             cameras[i]["estimated"] = _on_path(w2c, requested[i])
 
     def _consistency_metrics(self, video, batch, out, cameras) -> None:
+        from geogrpo.camera.se3 import relative_to_first
         from geogrpo.eval.camera_words import camera_word_agreement
         from geogrpo.eval.video_metrics import (
             camera_path_smoothness,
@@ -519,7 +523,7 @@ class SuiteScorer:
             depth, conf = est.depth[i], est.confidence[i]
             w2c, ks = est.w2c[i].double(), est.intrinsics[i].double()
             out["reprojection"][i] = float(reprojection_errors(depth, conf, w2c, ks).nanmean())
-            true_rel = true_w2c @ torch.linalg.inv(true_w2c[0])  # first camera at the origin
+            true_rel = relative_to_first(true_w2c)  # as the estimate: first camera at the origin
             out["reprojection_true"][i] = float(
                 reprojection_errors(depth, conf, true_rel, ks).nanmean()
             )
@@ -559,12 +563,11 @@ class SuiteScorer:
 def _on_path(w2c: Tensor, requested: Tensor) -> Tensor:
     """Estimated cameras ``[F, 4, 4]`` (first-frame relative, any scale) drawn in the requested
     path's frame: started at its first camera, scaled to its length (max-norm), for plots."""
-    from geogrpo.camera.se3 import invert_pose
+    from geogrpo.camera.se3 import camera_centers, relative_to_first
 
-    rel = w2c @ invert_pose(w2c[0])
-    ref_rel = requested @ invert_pose(requested[0])
-    c_est = invert_pose(rel)[:, :3, 3].norm(dim=-1).max()
-    c_ref = invert_pose(ref_rel)[:, :3, 3].norm(dim=-1).max()
+    rel = relative_to_first(w2c)
+    c_est = camera_centers(rel).norm(dim=-1).max()
+    c_ref = camera_centers(relative_to_first(requested)).norm(dim=-1).max()
     scaled = rel.clone()
     if float(c_est) > 0:
         scaled[:, :3, 3] *= c_ref / c_est

@@ -65,41 +65,62 @@ def truth_metrics(
     out["ssim"][rows] = ssim_per_sample(v, t)
     if not full:
         return out
-    if perceptual is None:
-        from geogrpo.perception.perceptual import EncoderPerceptualDistance
-
-        perceptual = EncoderPerceptualDistance()
-    for i in rows.tolist():
-        out["perceptual_distance"][i] = float(perceptual.distance(video[i], truth[i]).mean())
+    out["perceptual_distance"] = perceptual_distances(video, truth, rows, perceptual)
     if truth_depth is None or target_w2c is None or intrinsics is None:
         raise ValueError(
             "truth_depth/target_w2c/intrinsics: the evaluator's metrics (full=True) need the "
             "true depth, the requested cameras and the intrinsics"
         )
-    out.update(evaluator_metrics(video, truth, truth_depth, target_w2c, intrinsics, rows))
+    evaluations = camera_evaluations(video, truth, truth_depth, target_w2c, intrinsics, rows)
+    out.update(evaluator_values(evaluations, b))
     return out
 
 
-def evaluator_metrics(
+def perceptual_distances(
+    video: Tensor,  # [B, F, H, W, 3]
+    truth: Tensor,  # [B, F, H, W, 3]
+    rows: Tensor,  # [R] samples to score (the others stay NaN)
+    perceptual=None,  # an object with distance(a, b) over frames; built when None
+) -> Tensor:
+    """``[B]`` float64: the mean over frames of the perceptual distance to the truth."""
+    if perceptual is None:
+        from geogrpo.perception.perceptual import EncoderPerceptualDistance
+
+        perceptual = EncoderPerceptualDistance()
+    out = torch.full((video.shape[0],), math.nan, dtype=torch.float64)
+    for i in rows.tolist():
+        out[i] = float(perceptual.distance(video[i], truth[i]).mean())
+    return out
+
+
+def camera_evaluations(
     video: Tensor,  # [B, F, H, W, 3]
     truth: Tensor,  # [B, F, H, W, 3]
     truth_depth: Tensor,  # [B, F, H, W]
     target_w2c: Tensor,  # [B, F, 4, 4]
     intrinsics: Tensor,  # [B, 3, 3]
-    rows: Tensor,  # [R] samples to evaluate (the others stay NaN)
-) -> dict[str, Tensor]:
-    """The world evaluator per sample: confirmed share, RotErr (degrees) and TransErr."""
+    rows: Tensor,  # [R] samples to evaluate
+) -> dict:
+    """``{sample: CameraEvaluation}``: the world evaluator's registration of every frame."""
     from geogrpo.world.evaluator import evaluate_cameras
 
-    b = video.shape[0]
+    return {
+        i: evaluate_cameras(
+            video[i].clamp(0, 1), truth[i], truth_depth[i], intrinsics[i], target_w2c[i]
+        )
+        for i in rows.tolist()
+    }
+
+
+def evaluator_values(evaluations: dict, batch_size: int) -> dict[str, Tensor]:
+    """Confirmed share (matched fraction of frames), RotErr (degrees) and TransErr ``[B]`` of
+    :func:`camera_evaluations` (NaN for samples not evaluated)."""
     out = {
-        k: torch.full((b,), math.nan, dtype=torch.float64)
+        k: torch.full((batch_size,), math.nan, dtype=torch.float64)
         for k in ("confirmed_share", "rot_err_deg", "trans_err")
     }
-    for i in rows.tolist():
-        summary = evaluate_cameras(
-            video[i].clamp(0, 1), truth[i], truth_depth[i], intrinsics[i], target_w2c[i]
-        ).summary()
+    for i, evaluation in evaluations.items():
+        summary = evaluation.summary()
         out["confirmed_share"][i] = summary["matched_fraction"]
         out["rot_err_deg"][i] = summary["rot_err_deg"]
         out["trans_err"][i] = summary["trans_err"]
