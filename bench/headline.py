@@ -27,12 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-SUITE = {
-    "geo_align": "camera_v2v",
-    "devis_grpo": "extreme_view",
-    "vggrpo": "world_consistency",
-    "world_r1": "t2v_camera",
-}
+from geogrpo.cli import SUITE_RECIPES
+
+SUITE = {recipe: suite for suite, recipe in SUITE_RECIPES.items()}  # each method's benchmark
 # what each paper claims, read on the pooled held-out conditions: (metric, kind, threshold)
 # kind "diff" = B - A at least threshold; "rel" = relative change at most -threshold (errors)
 TARGETS = {
