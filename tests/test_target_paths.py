@@ -219,9 +219,9 @@ def test_pair_along_works_for_every_pair_kind_and_from_the_cache(tmp_path):
         "caption",
         "scene",
     }
-    for relative, kind in ((item["relative_w2c"], item["relative_kind"]),):
-        _assert_same_item(cached.target_along(source, relative, kind), item)
-        _assert_same_item(fresh.pair_along(1, relative, kind), item)
+    relative, kind = item["relative_w2c"], item["relative_kind"]
+    _assert_same_item(cached.target_along(source, relative, kind), item)
+    _assert_same_item(fresh.pair_along(1, relative, kind), item)
     scene, source_w2c = fresh.source_path(1)
     assert torch.equal(source_w2c, item["source_w2c"]) and scene.to_json() == item["scene"]
 

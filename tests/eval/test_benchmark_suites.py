@@ -71,42 +71,35 @@ def test_camera_v2v_writes_every_metric_per_sample_and_a_summary(camera_eval):
     assert (camera_eval / "videos" / "val__0000__pan_left.truth.mp4").is_file()
 
 
-def test_a_finished_evaluation_is_read_back_not_sampled_again(data_dir, user_paths, camera_eval):
+def _camera_settings(user_paths, **overrides) -> SuiteSettings:
+    """The camera_eval fixture's settings through the Python API (``overrides`` on top)."""
+    settings = {
+        "splits": ("val",),
+        "scenes": 1,
+        "trajectories": str(user_paths),
+        "paths": ("pan_left", "mine"),
+        "num_inference_steps": 3,
+        "videos": 1,
+        "progress": False,
+    }
+    return SuiteSettings("camera_v2v", **{**settings, **overrides})
+
+
+def test_a_finished_evaluation_is_read_back_not_sampled_again(
+    data_dir, user_paths, camera_eval, monkeypatch
+):
     config = load_config("geo_align", overrides=[f"data.data_dir={data_dir}"])
-    settings = SuiteSettings(
-        "camera_v2v",
-        splits=("val",),
-        scenes=1,
-        trajectories=str(user_paths),
-        paths=("pan_left", "mine"),
-        num_inference_steps=3,
-        videos=1,
-        progress=False,
-    )
     before = (camera_eval / "samples.jsonl").read_text()
     calls = []
     original = suites._sample
-    suites._sample = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        run_suite(config, settings, camera_eval)
-    finally:
-        suites._sample = original
+    monkeypatch.setattr(suites, "_sample", lambda *a, **k: calls.append(1) or original(*a, **k))
+    run_suite(config, _camera_settings(user_paths), camera_eval)
     assert calls == [] and (camera_eval / "samples.jsonl").read_text() == before
 
 
 def test_noise_is_fixed_per_condition_not_per_batch(data_dir, user_paths, camera_eval, tmp_path):
     config = load_config("geo_align", overrides=[f"data.data_dir={data_dir}"])
-    settings = SuiteSettings(
-        "camera_v2v",
-        splits=("val",),
-        scenes=1,
-        trajectories=str(user_paths),
-        paths=("mine",),
-        num_inference_steps=3,
-        videos=0,
-        progress=False,
-        batch=1,
-    )
+    settings = _camera_settings(user_paths, paths=("mine",), videos=0, batch=1)
     run_suite(config, settings, tmp_path)
     again = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     first = [json.loads(x) for x in (camera_eval / "samples.jsonl").read_text().splitlines()]
