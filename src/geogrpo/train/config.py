@@ -42,6 +42,12 @@ class ModelConfig:
         "diffusers-format Wan2.1 folder",
         "tiny-camera-v2v",
     )
+    architecture: str = _help(
+        "full scale: the Wan2.1 architecture the policy folder must hold (wan2.1-t2v-1.3b or "
+        "wan2.1-t2v-14b; checked on load), and what `geogrpo plan` sizes when the weights are "
+        "not on this machine; empty at embedded scale",
+        "",
+    )
     trainable: str = _help(
         "what trains: full, lora (adapters only), self_attention (Geo-Align), camera", "lora"
     )
@@ -56,9 +62,30 @@ class ModelConfig:
     torch_threads: int = _help(
         "CPU threads for torch; 1 is fastest on a busy 2-core machine (measured 11x over 2)", 1
     )
+    mixed_precision: str = _help(
+        "no, or bf16: the transformer runs under bf16 autocast while the trained weights, their "
+        "gradients and the optimizer stay float32 (master weights)",
+        "no",
+    )
+    base_dtype: str = _help(
+        "float32, or bfloat16: the frozen base's weights under LoRA (half the memory; the "
+        "modules diffusers keeps in float32 stay float32, the adapters train in float32)",
+        "float32",
+    )
 
     def __post_init__(self) -> None:
         _choice("model.trainable", self.trainable, TRAINABLE)
+        if self.architecture:
+            from geogrpo.models.wan import CONFIGS
+
+            _choice("model.architecture", self.architecture, tuple(CONFIGS))
+        _choice("model.mixed_precision", self.mixed_precision, ("no", "bf16"))
+        _choice("model.base_dtype", self.base_dtype, ("float32", "bfloat16"))
+        if self.base_dtype != "float32" and self.trainable != "lora":
+            raise ValueError(
+                f"model.base_dtype: {self.base_dtype} stores frozen weights only, which needs "
+                f"trainable: lora (got {self.trainable}); use mixed_precision: bf16 instead"
+            )
         _positive("model.lora_rank", self.lora_rank)
         _positive("model.lora_alpha", self.lora_alpha, allow_zero=True)
         _positive("model.torch_threads", self.torch_threads)
@@ -202,7 +229,8 @@ class DataConfig:
     train_items: int = _help("size of the training pool (train split, rendered once, cached)", 32)
     data_dir: str = _help("cache folder of rendered items (shared with pretraining)", "data")
     frames: int = _help("frames per clip, 4k + 1", 17)
-    size: int = _help("height and width of clips", 96)
+    size: int = _help("height of clips (and their width when width is 0)", 96)
+    width: int = _help("width of clips; 0 = square (size x size)", 0)
     seed: int = _help("dataset seed (cameras, captions); scenes are fixed per split index", 0)
     dynamic_fraction: float = _help("share of scenes with moving objects", 0.3)
     workers: int = _help("processes that render the pool the first time", 2)
@@ -228,6 +256,8 @@ class DataConfig:
             raise ValueError(f"data.frames: must be 4k + 1 (Wan's layout), got {self.frames}")
         if self.size < 16 or self.size % 16:
             raise ValueError(f"data.size: must be a positive multiple of 16, got {self.size}")
+        if self.width and (self.width < 16 or self.width % 16):
+            raise ValueError(f"data.width: must be 0 or a multiple of 16 >= 16, got {self.width}")
         for s in self.adevis_strategies:
             _choice("data.adevis_strategies", s, ("rfa", "rva"))
         _positive("data.adevis_max_steps", self.adevis_max_steps)
@@ -295,6 +325,31 @@ class CheckpointConfig:
 
 
 @dataclass
+class DistributedConfig:
+    strategy: str = _help(
+        "how ranks share the model under torchrun: ddp (every rank holds the whole model, "
+        "gradients are all-reduced) or fsdp (FSDP2 fully_shard per transformer block: weights, "
+        "gradients and optimizer states sharded over the ranks)",
+        "ddp",
+    )
+    cpu_offload: bool = _help("fsdp: keep sharded weights and optimizer states on the CPU", False)
+    backend: str = _help(
+        "process-group backend: auto (nccl on CUDA, else gloo), nccl or gloo", "auto"
+    )
+    timeout_s: float = _help(
+        "seconds to wait for every rank at the rendezvous and at each collective before failing",
+        600.0,
+    )
+
+    def __post_init__(self) -> None:
+        _choice("distributed.strategy", self.strategy, ("ddp", "fsdp"))
+        _choice("distributed.backend", self.backend, ("auto", "nccl", "gloo"))
+        _positive("distributed.timeout_s", self.timeout_s)
+        if self.cpu_offload and self.strategy != "fsdp":
+            raise ValueError("distributed.cpu_offload: needs distributed.strategy: fsdp")
+
+
+@dataclass
 class GRPOConfig:
     """One GRPO run. See each section's fields; ``geogrpo config show`` prints them with help."""
 
@@ -310,6 +365,9 @@ class GRPOConfig:
     eval: EvalConfig = _help("evaluation on fixed conditions", factory=EvalConfig)
     logging: LoggingConfig = _help("logging", factory=LoggingConfig)
     checkpoint: CheckpointConfig = _help("checkpoints", factory=CheckpointConfig)
+    distributed: DistributedConfig = _help(
+        "multi-process training under torchrun", factory=DistributedConfig
+    )
 
     def __post_init__(self) -> None:
         _positive("steps", self.steps)

@@ -805,6 +805,7 @@ RESUME_FREE = (
     "steps",
     "model.device",
     "model.torch_threads",
+    "distributed.",
     "logging.",
     "checkpoint.",
     "eval.",
