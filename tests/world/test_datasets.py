@@ -93,6 +93,22 @@ def test_cache_refuses_items_built_with_other_settings(tmp_path):
         TextToVideoClips("val", 1, num_frames=3, size=16, cache_dir=tmp_path)
 
 
+def test_non_square_items_render_at_height_by_width(tmp_path):
+    clip = TextToVideoClips("val", 1, num_frames=2, size=16, width=32, cache_dir=tmp_path / "t")[0]
+    assert clip["video"].shape == (2, 16, 32, 3) and clip["depth"].shape == (2, 16, 32)
+    pair = SpeedRescaledPairs("val", 1, num_frames=2, size=16, width=32)[0]
+    assert pair["source_video"].shape == pair["target_video"].shape == (2, 16, 32, 3)
+    k = pair["intrinsics"]  # the principal point sits at the centre of the wide frame
+    assert float(k[0, 2]) == pytest.approx(16.0) and float(k[1, 2]) == pytest.approx(8.0)
+    # a wide cache names its width; a square set (width 0 or = size) may not reuse it
+    assert json.loads((tmp_path / "t" / "settings.json").read_text())["width"] == 32
+    with pytest.raises(ValueError, match="holds items built with"):
+        TextToVideoClips("val", 1, num_frames=2, size=16, width=0, cache_dir=tmp_path / "t")
+    square = TextToVideoClips("val", 1, num_frames=2, size=16, width=16, cache_dir=tmp_path / "s")
+    assert "width" not in json.loads((tmp_path / "s" / "settings.json").read_text())
+    assert square[0]["video"].shape == (2, 16, 16, 3)
+
+
 def test_some_pairs_are_extreme_orbits():
     kinds = [
         MultiViewPairs("train", 12, num_frames=2, size=8)[i]["relative_kind"] for i in range(12)

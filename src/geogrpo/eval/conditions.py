@@ -86,8 +86,11 @@ def v2v_items(
     """``[(id, pair item)]``: scenes ``0 .. scenes - 1`` of ``split`` x the suite's paths."""
     from geogrpo.world.datasets import MultiViewPairs
 
-    pairs = MultiViewPairs(split, scenes, data.frames, data.size, data.seed, data.dynamic_fraction)
-    settings = f"f{data.frames}_s{data.size}_seed{data.seed}_dyn{data.dynamic_fraction:g}"
+    pairs = MultiViewPairs(
+        split, scenes, data.frames, data.size, data.seed, data.dynamic_fraction, width=data.width
+    )
+    wide = f"_w{data.width}" if data.width and data.width != data.size else ""  # square: as before
+    settings = f"f{data.frames}_s{data.size}{wide}_seed{data.seed}_dyn{data.dynamic_fraction:g}"
     cache = Path(data.data_dir) / "eval" / f"pairs_{settings}" / split
     out = []
     for index in range(scenes):

@@ -260,6 +260,7 @@ def load_items(data: Any, split: str, n: int, kind: str | None = None) -> list[d
         seed=data.seed,
         dynamic_fraction=data.dynamic_fraction,
         cache_dir=Path(data.data_dir) / DATA_FOLDERS[kind] / split,
+        width=data.width,
     )
     build_missing(ds, range(n), data.workers)
     return [ds[i] for i in range(n)]

@@ -219,11 +219,14 @@ class _WorldClips(Dataset):
         seed: int = 0,
         dynamic_fraction: float = 0.3,
         cache_dir: str | Path | None = None,
+        width: int | None = None,
     ) -> None:
         check_choice("split", split, tuple(SPLITS))
         self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
         self.num_frames = check_int_range("num_frames", num_frames, self.min_frames)
         self.size, self.seed = check_int_range("size", size, 8), seed
+        # clips are size x width; None or 0 is square (size x size)
+        self.width = check_int_range("width", width, 8) if width else self.size
         if not 0.0 <= dynamic_fraction <= 1.0:
             raise ValueError(f"dynamic_fraction: must be in [0, 1], got {dynamic_fraction}")
         self.dynamic_fraction = dynamic_fraction
@@ -238,6 +241,8 @@ class _WorldClips(Dataset):
                     "size": size,
                     "seed": seed,
                     "dynamic_fraction": dynamic_fraction,
+                    # only non-square sets name a width: square caches keep their settings.json
+                    **({"width": self.width} if self.width != self.size else {}),
                 },
             )
 
@@ -295,7 +300,7 @@ class TextToVideoClips(_WorldClips):
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         camera_text = self._camera_text(rng)
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
-        r = render(scene, w2c, self.size, self.size)
+        r = render(scene, w2c, self.size, self.width)
         return {
             "video": r.rgb,
             "depth": r.depth,
@@ -323,7 +328,7 @@ class MultiViewPairs(_WorldClips):
 
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         source_w2c, relative, relative_kind = self._paths(rng)
-        src = render(scene, source_w2c, self.size, self.size)
+        src = render(scene, source_w2c, self.size, self.width)
         source = _source_fields(src, scene)
         target = self._render_target(scene, source, relative)
         return _pair_fields(source, target, relative, relative_kind)
@@ -353,7 +358,7 @@ class MultiViewPairs(_WorldClips):
             source["caption"] = caption_for(Scene.from_json(source["scene"]))  # as __getitem__
             return source
         scene, source_w2c = self.source_path(index)
-        return _source_fields(render(scene, source_w2c, self.size, self.size), scene)
+        return _source_fields(render(scene, source_w2c, self.size, self.width), scene)
 
     def target_along(
         self,
