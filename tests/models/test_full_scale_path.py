@@ -2,6 +2,7 @@
 encoder, and a diffusers-format Wan2.1 folder loaded by ``VideoPolicy.from_pretrained``."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 from geogrpo.models.autoencoder import WanVideoAutoencoder
 from geogrpo.models.policy import VideoPolicy
 from geogrpo.models.text import UMT5TextEncoder
+from geogrpo.models.wan import widen_patch_embedding
 
 TEXT_DIM = 32
 
@@ -104,8 +106,59 @@ def test_diffusers_format_wan_folder_loads_as_a_policy(tmp_path):
     assert v.shape == x.shape
     cam = VideoPolicy.from_pretrained(root, conditioning="camera_v2v")
     assert any("camera_encoder" in n for n, _ in cam.transformer.named_parameters())
-    with pytest.raises(ValueError, match="input channels"):
-        VideoPolicy.from_pretrained(root, conditioning="reproj_v2v")
+    # reproj_v2v widens the T2V patch embedding with zeros: the same velocity, whatever the
+    # render and mask channels hold, until it trains
+    reproj = VideoPolicy.from_pretrained(root, conditioning="reproj_v2v")
+    assert reproj.transformer_config.in_channels == 4 + 4 + 4  # latents, render, hole mask
+    f_lat, h, w = x.shape[2:]
+    outs = [
+        reproj.velocity(
+            x,
+            0.5,
+            replace(
+                cond,
+                reproj_latents=torch.randn(1, 4, f_lat, h, w) * scale,
+                reproj_mask=torch.rand(1, 4, f_lat, h, w),
+            ),
+        )
+        for scale in (1.0, 100.0)
+    ]
+    assert torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], v, atol=1e-6, rtol=1e-5)
     (root / "vae" / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="vae/config.json"):
         VideoPolicy.from_pretrained(root)
+
+
+def test_widened_patch_embedding_ignores_the_extra_channels_until_trained():
+    torch.manual_seed(0)
+    model = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=4,
+        out_channels=4,
+        text_dim=TEXT_DIM,
+        freq_dim=16,
+        ffn_dim=32,
+        num_layers=1,
+    ).eval()
+    x, t, text = torch.randn(2, 4, 2, 8, 8), torch.tensor([300.0, 700.0]), torch.randn(2, 5, 32)
+
+    def run(inputs):
+        with torch.no_grad():
+            return model(inputs, t, text, return_dict=False)[0]
+
+    before, weight = run(x), model.patch_embedding.weight.detach().clone()
+    assert widen_patch_embedding(model, 5) is model
+    assert model.config.in_channels == 9 and model.patch_embedding.in_channels == 9
+    extra = [torch.randn(2, 5, 2, 8, 8) * s for s in (0.0, 1.0, 1e3)]
+    after = [run(torch.cat([x, e], dim=1)) for e in extra]
+    assert all(torch.equal(a, after[0]) for a in after)
+    torch.testing.assert_close(after[0], before, atol=1e-6, rtol=1e-5)
+    # the new weights are zero, the old ones untouched, and all of them train
+    widened = model.patch_embedding.weight.detach()
+    assert torch.equal(widened[:, :4], weight) and float(widened[:, 4:].abs().max()) == 0
+    assert model.patch_embedding.weight.requires_grad
+    with pytest.raises(ValueError, match="extra_channels: expected an integer >= 0"):
+        widen_patch_embedding(model, -1)

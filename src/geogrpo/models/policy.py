@@ -39,7 +39,7 @@ from geogrpo.models.conditioning import (
 )
 from geogrpo.models.params import add_lora, select_trainable
 from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
-from geogrpo.models.wan import check_local_checkpoint
+from geogrpo.models.wan import check_local_checkpoint, widen_patch_embedding
 from geogrpo.utils.checks import check_choice
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
@@ -369,20 +369,26 @@ class VideoPolicy(nn.Module):
 
     @classmethod
     def _from_wan_checkpoint(cls, root: Path, conditioning: str, **kwargs) -> VideoPolicy:
+        """A diffusers-format Wan2.1 folder as a policy. A conditioning with input channels of
+        its own (reproj_v2v) on a T2V transformer gets them zero-initialised
+        (:func:`~geogrpo.models.wan.widen_patch_embedding`): the policy then samples exactly as
+        the T2V model and ignores the condition until the patch embedding trains (LoRA leaves it
+        frozen). Start GRPO from a model fine-tuned on the conditioning first, as DEVIS-GRPO
+        starts from TrajectoryCrafter fine-tuned on Kubric-4D: a folder whose transformer
+        already has the wider ``in_channels`` loads as it is."""
         check_local_checkpoint(root)
         from geogrpo.models.autoencoder import WanVideoAutoencoder
 
         cond = make_conditioning(conditioning)
-        if cond.extra_channels(16):
-            raise ValueError(
-                f"conditioning: {conditioning!r} changes the input channels; a Wan2.1 T2V "
-                "checkpoint needs its patch embedding widened first (TrajectoryCrafter weights)"
-            )
+        autoencoder = WanVideoAutoencoder.from_pretrained(root / "vae")
         transformer = WanTransformer3DModel.from_pretrained(str(root / "transformer"))
+        extra = cond.extra_channels(autoencoder.latent_channels)
+        if extra and transformer.config.in_channels == autoencoder.latent_channels:
+            widen_patch_embedding(transformer, extra)
         cond.attach(transformer)
         return cls(
             transformer,
-            WanVideoAutoencoder.from_pretrained(root / "vae"),
+            autoencoder,
             UMT5TextEncoder.from_pretrained(root),
             cond,
             **kwargs,

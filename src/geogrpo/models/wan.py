@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from diffusers import WanTransformer3DModel
 
+from geogrpo.utils.checks import check_int_range
+
 # transformer/config.json of Wan-AI/Wan2.1-T2V-1.3B-Diffusers (dim 1536 = 12 heads x 128).
 WAN21_T2V_1P3B = {
     "patch_size": (1, 2, 2),
@@ -76,3 +78,36 @@ def check_local_checkpoint(path: str | Path) -> Path:
             "model_index.json, transformer/, vae/, text_encoder/, tokenizer/)"
         )
     return root
+
+
+def widen_patch_embedding(
+    transformer: WanTransformer3DModel, extra_channels: int
+) -> WanTransformer3DModel:
+    """Give a Wan transformer ``extra_channels`` more input channels (after the latent ones),
+    their patch-embedding weights zero, in place.
+
+    The standard way to feed a channel-concatenated condition (reproj_v2v's render + mask) to a
+    pretrained T2V DiT: the widened model computes exactly what it computed before, whatever the
+    extra channels hold, so it starts as the T2V model and learns to read them only when the
+    patch embedding trains. ``config.in_channels`` follows (``save_pretrained`` writes it)."""
+    check_int_range("extra_channels", extra_channels, 0)
+    old = transformer.patch_embedding
+    if extra_channels == 0:
+        return transformer
+    new = torch.nn.Conv3d(
+        old.in_channels + extra_channels,
+        old.out_channels,
+        kernel_size=old.kernel_size,
+        stride=old.stride,
+        padding=old.padding,
+        device=old.weight.device,
+        dtype=old.weight.dtype,
+    )
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels].copy_(old.weight)
+        new.bias.copy_(old.bias)
+    new.requires_grad_(old.weight.requires_grad)
+    transformer.patch_embedding = new
+    transformer.register_to_config(in_channels=new.in_channels)
+    return transformer
