@@ -54,11 +54,21 @@ def build_transformer(
         model = WanTransformer3DModel(**config)
     if str(device) == "meta" or dtype == torch.float32:
         return model
-    keep = set(model._keep_in_fp32_modules or ())
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and keep.isdisjoint(name.split(".")):
-            tensor.data = tensor.data.to(dtype)
+    cast_frozen(model, dtype, frozen_only=False)
     return model
+
+
+def cast_frozen(model: torch.nn.Module, dtype: torch.dtype, frozen_only: bool = True) -> None:
+    """Store the weights that do not train (all of them with ``frozen_only=False``) in
+    ``dtype``, leaving the modules diffusers keeps in float32 for Wan (norms, time embedding,
+    modulation table) in float32, as its ``from_pretrained`` does."""
+    base = getattr(model, "get_base_model", lambda: model)()
+    keep = set(getattr(base, "_keep_in_fp32_modules", None) or ())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        trains = isinstance(tensor, torch.nn.Parameter) and tensor.requires_grad
+        kept = keep.intersection(name.split(".")) or not tensor.is_floating_point()
+        if not kept and not (frozen_only and trains):
+            tensor.data = tensor.data.to(dtype)
 
 
 def check_local_checkpoint(path: str | Path) -> Path:

@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geogrpo.rl.schedules import StepPlan
-from geogrpo.rl.sde import SDEKind, ode_step, sde_step
+from geogrpo.rl.sde import Generators, SDEKind, ode_step, sde_step
 
 # velocity(x_t [B, ...], t) -> v [B, ...]
 VelocityFn = Callable[[Tensor, float], Tensor]
@@ -40,7 +40,7 @@ def denoise(
     plan: StepPlan,
     noise_level: float = 0.7,
     kind: SDEKind = "flow_grpo",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
     keep: str = "trained",
     progress: bool = False,

@@ -16,7 +16,7 @@ a float, a 0-d tensor or a ``[B]`` tensor (one time per sample).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,20 @@ SDEKind = Literal["flow_grpo", "dance_grpo", "cps"]
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+# One CPU generator for the batch, one per sample (a sequence), or None (the global one).
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_noise(shape: Sequence[int], generator: Generators, dtype: torch.dtype) -> Tensor:
+    """Standard normal noise ``shape`` on the CPU; with one generator per sample, row ``i``
+    comes from ``generator[i]`` alone."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(tuple(shape), generator=generator, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"generator: {len(generator)} generators for a batch of {shape[0]}")
+    return torch.stack([torch.randn(tuple(shape[1:]), generator=g, dtype=dtype) for g in generator])
+
+
 @dataclass(frozen=True)
 class GaussianStep:
     """The distribution ``N(mean, std^2)`` of the next latent given the current one."""
@@ -37,11 +51,13 @@ class GaussianStep:
     mean: Tensor  # [B, ...]
     std: Tensor  # broadcastable to mean: [] or [B, 1, ..., 1]
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, generator: Generators = None) -> Tensor:
         """Draw ``mean + std * noise``; ``generator`` (a CPU generator) makes rollouts
         reproducible. The noise is drawn on the CPU and moved, so a seed gives the same rollout
-        on every device, as the initial noise does."""
-        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+        on every device, as the initial noise does. A list of generators, one per sample, makes
+        each sample's noise independent of the batch it is drawn in (how the trainer shards a
+        step over ranks)."""
+        noise = draw_noise(self.mean.shape, generator, self.mean.dtype)
         return self.mean + self.std * noise.to(self.mean.device)
 
     def log_prob(self, x_next: Tensor, reduce: Reduce = "mean") -> Tensor:
@@ -209,7 +225,7 @@ def sde_step(
     kind: SDEKind = "flow_grpo",
     *,
     x_next: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     reduce: Reduce = "mean",
 ) -> SDEStepOutput:
     """Take (or re-score) one SDE step of the chosen ``kind``.

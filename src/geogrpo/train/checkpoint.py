@@ -6,10 +6,12 @@ far and the settings it ran under. It is written atomically, so the weights and 
 state in it always belong to the same step. Every pretraining keeps one in ``out/latest/``.
 
 GRPO: one folder per step, ``checkpoints/step_000010/`` with ``trainable.safetensors`` (the
-trainable weights or adapters by name, loadable without pickle), ``state.pt`` (optimizer,
-scheduler, random state, step, evaluation history) and ``config.json`` (the resolved config). It
-is written into a temporary folder that is renamed into place, so a checkpoint on disk is always
-complete; a failure leaves the earlier ones as they were.
+trainable weights or adapters by name, whole, loadable without pickle), ``sharded/`` (the
+optimizer state through ``torch.distributed.checkpoint``: each rank writes its shard, and a run
+on another number of ranks, one included, reads it resharded), ``state.pt`` (scheduler, random
+state, step, evaluation history) and ``config.json`` (the resolved config). It is written into a
+temporary folder that rank 0 renames into place once every rank has written its part, so a
+checkpoint on disk is always complete; a failure leaves the earlier ones as they were.
 
 Both refuse to resume under changed settings and name them (:func:`changed_settings`).
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from geogrpo.train.distributed import DistributedContext
 from geogrpo.utils.io import atomic_path
 
 TRAIN_STATE = "train_state.pt"
@@ -118,6 +120,7 @@ def changed_settings(
 
 PREFIX = "step_"
 FILES = ("trainable.safetensors", "state.pt", "config.json")
+SHARDED = "sharded"
 
 
 def save_checkpoint(
@@ -127,24 +130,63 @@ def save_checkpoint(
     state: dict[str, Any],
     config: dict[str, Any],
     keep_last: int = 2,
+    sharded: dict[str, Any] | None = None,
+    ctx: DistributedContext | None = None,
 ) -> Path:
-    """Write ``folder/step_<step>`` atomically, then delete all but the ``keep_last`` newest."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``folder/step_<step>`` atomically, then delete all but the ``keep_last`` newest.
+
+    Every rank calls this: each writes its part of ``sharded`` (a ``torch.distributed.checkpoint``
+    state dict); rank 0 writes ``weights``, ``state`` and ``config`` and renames the folder into
+    place after all ranks are done."""
+    ctx = ctx or DistributedContext()
     final = folder / f"{PREFIX}{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=folder))
+    tmp = folder / f".tmp_{final.name}"
+    if ctx.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while saving
+        tmp.mkdir()
+    ctx.barrier()
     try:
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / FILES[0]))
-        torch.save(state, tmp / FILES[1])
-        (tmp / FILES[2]).write_text(json.dumps(config, indent=1), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        if sharded is not None:
+            import torch.distributed.checkpoint as dcp
+
+            dcp.save(sharded, checkpoint_id=str(tmp / SHARDED), no_dist=not _initialized())
+        ctx.barrier()
+        if ctx.is_main:
+            save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / FILES[0]))
+            torch.save(state, tmp / FILES[1])
+            (tmp / FILES[2]).write_text(json.dumps(config, indent=1), encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if ctx.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(folder)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+    if ctx.is_main:
+        for old in list_checkpoints(folder)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    ctx.barrier()
     return final
+
+
+def _initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def load_sharded(path: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``template`` (the state dict of this run's objects, on this run's ranks) from a
+    checkpoint's ``sharded/`` folder, whatever number of ranks wrote it."""
+    import torch.distributed.checkpoint as dcp
+
+    folder = path / SHARDED
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: missing; the checkpoint is incomplete")
+    try:
+        dcp.load(template, checkpoint_id=str(folder), no_dist=not _initialized())
+    except Exception as err:
+        raise ValueError(f"{folder}: not a readable sharded checkpoint ({err})") from None
+    return template
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

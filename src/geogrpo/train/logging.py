@@ -69,3 +69,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a metrics file written by :class:`RunLogger`."""
     with Path(path).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class NullLogger:
+    """What ranks other than 0 log to: nothing (rank 0 logs the gathered values)."""
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        pass
+
+    def __enter__(self) -> NullLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

@@ -14,7 +14,7 @@ from geogrpo.models.policy import VideoPolicy
 from geogrpo.rl.guidance import reward_guidance_step
 from geogrpo.rl.rollout import DenoisingPath, VelocityFn, denoise
 from geogrpo.rl.schedules import StepPlan, flow_matching_timesteps, ode_plan
-from geogrpo.rl.sde import SDEKind
+from geogrpo.rl.sde import Generators, SDEKind
 
 
 def policy_velocity(
@@ -41,7 +41,7 @@ def rollout(
     plan: StepPlan,
     noise_level: float = 0.7,
     kind: SDEKind = "flow_grpo",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
     micro_batch: int | None = None,
     keep: str = "trained",

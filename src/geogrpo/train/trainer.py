@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from geogrpo.eval.truth import truth_metrics
 from geogrpo.models.conditioning import Condition
 from geogrpo.models.policy import VideoPolicy
+from geogrpo.models.wan import cast_frozen
 from geogrpo.perception.quality import LAPLACIAN
 from geogrpo.recipes.build import Shared, build_rewards, needs_pixels
 from geogrpo.rl.advantages import clip_advantages, group_advantages, multi_reward_advantages
@@ -58,7 +59,18 @@ from geogrpo.train.conditions import (
     load_items,
 )
 from geogrpo.train.config import GRPOConfig, config_to_yaml, flatten
-from geogrpo.train.logging import RunLogger
+from geogrpo.train.distributed import (
+    DistributedContext,
+    Shard,
+    check_same_config,
+    check_world_size,
+    full_tensor,
+    init_distributed,
+    is_dtensor,
+    parallelize,
+    shard_rows,
+)
+from geogrpo.train.logging import NullLogger, RunLogger
 from geogrpo.train.plots import plot_run
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
 from geogrpo.utils.video import model_to_frames, write_video
@@ -82,32 +94,44 @@ def spearman(a: Tensor, b: Tensor) -> float:
 def watchdog_stats(video: Tensor, group_size: int | None = None) -> dict[str, float]:
     """Statistics a hacked reward tends to move, of ``[B, F, H, W, 3]`` in [0, 1]: brightness,
     saturation, high-frequency energy and, for groups, the diversity within a group."""
+    stats = {k: float(v.mean()) for k, v in watchdog_per_sample(video).items()}
+    if group_size is not None:
+        stats["diversity"] = float(group_diversity(video, group_size).mean())
+    return stats
+
+
+def watchdog_per_sample(video: Tensor) -> dict[str, Tensor]:
+    """:func:`watchdog_stats`' image statistics per sample, ``[B]`` each."""
     lum = video.mean(dim=-1)  # [B, F, H, W]
     lap = torch.nn.functional.conv2d(lum.flatten(0, 1)[:, None], LAPLACIAN.to(lum)[None, None])
-    stats = {
-        "brightness": float(lum.mean()),
-        "saturation": float((video.amax(dim=-1) - video.amin(dim=-1)).mean()),
-        "high_frequency": float(lap.abs().mean()),
+    return {
+        "brightness": lum.flatten(1).mean(dim=1),
+        "saturation": (video.amax(dim=-1) - video.amin(dim=-1)).flatten(1).mean(dim=1),
+        "high_frequency": lap.abs().reshape(video.shape[0], -1).mean(dim=1),
     }
-    if group_size is not None:
-        groups = video.reshape(-1, group_size, *video.shape[1:])
-        stats["diversity"] = float(groups.std(dim=1).mean())
-    return stats
+
+
+def group_diversity(video: Tensor, group_size: int) -> Tensor:
+    """Per-pixel std over each group's samples, averaged: ``[B, ...]`` -> ``[B / G]``."""
+    groups = video.reshape(-1, group_size, *video.shape[1:])
+    return groups.std(dim=1).flatten(1).mean(dim=1)
 
 
 @dataclass
 class Rollout:
     """Everything one step's groups produced, read and written by each stage of the step."""
 
-    conditions: ConditionBatch  # B = N * G, group order
-    condition: Condition  # prepared, [B]
+    conditions: ConditionBatch  # this rank's padded shard [b] of the step's B = N * G
+    condition: Condition  # prepared, [b]
     plan: StepPlan
-    path: DenoisingPath
-    video: Tensor | None = None  # [B, F, H, W, 3] in [0, 1]
-    rewards: Tensor | None = None  # [N, G, K]
+    path: DenoisingPath  # [b]
+    shard: Shard  # which of the B global rows the b local rows are (real ones first)
+    video: Tensor | None = None  # [b_real, F, H, W, 3] in [0, 1]
+    rewards: Tensor | None = None  # [N, G, K], every rank's samples
     reward_valid: Tensor | None = None  # [N, G, K] bool
-    advantages: Tensor | None = None  # [B]
-    sample_mask: Tensor | None = None  # [B] bool: samples of groups with a learning signal
+    advantages: Tensor | None = None  # [b], 0 on padding rows
+    sample_mask: Tensor | None = None  # [b] bool: samples of groups with a learning signal
+    global_mask: Tensor | None = None  # [B] bool, the same for every rank
     active: list[int] = field(default_factory=list)  # reward indices used this step
     diagnostics: dict[str, float] = field(default_factory=dict)
 
@@ -120,22 +144,40 @@ class GRPOTrainer:
         config: GRPOConfig,
         out_dir: str | Path,
         resume: str | None = None,
+        ctx: DistributedContext | None = None,
     ) -> None:
         self.config = config
         self.out = Path(out_dir)
+        d = config.distributed
+        self.ctx = ctx or init_distributed(d.backend, d.timeout_s, config.model.device)
+        check_same_config(self.ctx, flatten(config.to_dict()))
+        check_world_size(
+            self.ctx.world_size, config.sampling.conditions_per_step, config.sampling.group_size
+        )
         torch.set_num_threads(config.model.torch_threads)
         torch.manual_seed(config.seed)
         self.device = torch.device(config.model.device)
+        if self.device.type == "cuda" and self.device.index is None and self.ctx.enabled:
+            self.device = torch.device("cuda", self.ctx.local_rank)
         self.policy = VideoPolicy.from_pretrained(config.model.policy).to(self.device)
+        if config.model.mixed_precision == "bf16":
+            self.policy.autocast_dtype = torch.bfloat16
         self.conditioning = self.policy.conditioning.name
-        self.trainable = self._select_trainable()
+        self._select_trainable()
         if config.model.gradient_checkpointing:
             self.policy.enable_gradient_checkpointing()
         self.reference = self._make_reference()
+        parallelize(self.policy.transformer, self.ctx, d.strategy, d.cpu_offload)
+        if self.reference is not None and d.strategy == "fsdp":
+            parallelize(self.reference, self.ctx, d.strategy, d.cpu_offload)
+        self.trainable = [
+            (n, p) for n, p in self.policy.transformer.named_parameters() if p.requires_grad
+        ]
         self.shared = Shared(config.rewards.estimator, dict(config.rewards.estimator_options))
         self.rewards = build_rewards(config.rewards.rewards, self.shared)
-        self.pool = self._training_pool()
-        self.eval_sets = self._eval_sets()
+        with self.ctx.main_first():  # rank 0 renders and caches the items, the others read them
+            self.pool = self._training_pool()
+            self.eval_sets = self._eval_sets()
         params = [p for _, p in self.trainable]
         self.optimizer = torch.optim.AdamW(
             params,
@@ -154,7 +196,7 @@ class GRPOTrainer:
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def _select_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+    def _select_trainable(self) -> None:
         cfg = self.config.model
         for p in self.policy.parameters():
             p.requires_grad_(False)
@@ -162,7 +204,8 @@ class GRPOTrainer:
             self.policy.add_lora(cfg.lora_rank, cfg.lora_alpha or None, cfg.lora_parts)
         else:
             self.policy.select_trainable(cfg.trainable)
-        return [(n, p) for n, p in self.policy.transformer.named_parameters() if p.requires_grad]
+        if cfg.base_dtype == "bfloat16":
+            cast_frozen(self.policy.transformer, torch.bfloat16)
 
     def _make_reference(self) -> torch.nn.Module | None:
         """The frozen policy KL and the base-tail evaluation compare with: the LoRA base with
@@ -322,16 +365,32 @@ class GRPOTrainer:
         return model_to_frames(self.policy.decode(path.latents)).cpu()
 
     def rollout(self, step: int) -> Rollout:
-        """Sample the step's groups along its plan; decode when needed."""
+        """Sample this rank's shard of the step's groups along its plan.
+
+        Every rank draws the same N conditions; sample ``i`` of the B = N x G takes its initial
+        and SDE noise from generators seeded by ``(seed, step, i)``, so a sample is the same
+        whichever rank, batch or micro-batch it is drawn in."""
         s = self.config.sampling
         gen = torch.Generator().manual_seed(seed_for(self.config.seed, step, "rollout"))
-        conditions = self.draw_conditions(step, gen)
+        everything = self.draw_conditions(step, gen)
+        shard = self.ctx.shard(len(everything))
+        rows = shard.rows()
+        conditions = everything.select(rows)
         with torch.no_grad():
             condition = self.policy.prepare(
                 conditions.prompts, conditions.inputs, guidance_scale=s.guidance_scale
             )
         f, (h, w) = conditions.inputs.num_frames, conditions.inputs.image_size
-        noise = self.policy.initial_noise(condition, f, h, w, gen)
+        noise_gens = [
+            torch.Generator().manual_seed(seed_for(self.config.seed, step, f"noise/{i}"))
+            for i in rows
+        ]
+        noise = torch.cat(
+            [
+                self.policy.initial_noise(condition.select([j]), f, h, w, g)
+                for j, g in enumerate(noise_gens)
+            ]
+        )
         plan = self.plan(step)
         path = sampling.rollout(
             self.policy,
@@ -340,10 +399,12 @@ class GRPOTrainer:
             plan,
             s.noise_level,
             s.sde_kind,
-            gen,
+            noise_gens,  # they go on from the initial noise to the SDE steps' noise
             micro_batch=s.micro_batch_size,
         )
-        return Rollout(conditions=conditions, condition=condition, plan=plan, path=path)
+        return Rollout(
+            conditions=conditions, condition=condition, plan=plan, path=path, shard=shard
+        )
 
     def active_rewards(self, step: int) -> list[int]:
         if not self.is_decoupled(step):
@@ -358,26 +419,32 @@ class GRPOTrainer:
         return every > 0 and step % every == 0
 
     def decode(self, rollout: Rollout) -> Tensor:
+        """This rank's real samples as frames ``[b_real, F, H, W, 3]``."""
+        latents = rollout.path.latents[: rollout.shard.real]
         with torch.no_grad():
             chunks = [
-                self.policy.decode(x)
-                for x in rollout.path.latents.split(self.config.sampling.micro_batch_size)
+                self.policy.decode(x) for x in latents.split(self.config.sampling.micro_batch_size)
             ]
         return model_to_frames(torch.cat(chunks)).cpu()
+
+    def _real(self, rollout: Rollout) -> ConditionBatch:
+        return rollout.conditions.select(list(range(rollout.shard.real)))
 
     def score(self, rollout: Rollout) -> None:
         """Rewards ``[N, G, K]`` (masked samples kept apart), advantages, and diagnostics."""
         s, rl = self.config.sampling, self.config.rl
-        g = s.group_size
-        batch = rollout.conditions.reward_batch(rollout.video, rollout.path.latents.cpu())
+        g, shard = s.group_size, rollout.shard
+        latents = rollout.path.latents[: shard.real].cpu()
+        batch = self._real(rollout).reward_batch(rollout.video, latents)
         scores, valid = [], []
         for k in rollout.active:
             name, _, reward = self.rewards[k]
             out = reward(batch)
-            scores.append(out.scores)
+            scores.append(out.scores.double())
             valid.append(out.valid)
-        r = torch.stack(scores, dim=-1).reshape(-1, g, len(scores)).double()
-        v = torch.stack(valid, dim=-1).reshape(-1, g, len(scores))
+        # every rank's samples, so that groups split over ranks normalise as one
+        r = self.ctx.gather_rows(torch.stack(scores, dim=-1)).reshape(-1, g, len(scores))
+        v = self.ctx.gather_rows(torch.stack(valid, dim=-1)).reshape(-1, g, len(scores))
         weights = torch.tensor([self.rewards[k][1] for k in rollout.active], dtype=torch.float64)
         if rl.per_reward:
             adv = multi_reward_advantages(r, weights, rl.aggregate, rl.std_mode, sample_valid=v)
@@ -387,25 +454,22 @@ class GRPOTrainer:
         flat, group_mask = adv.flat()
         sample_ok = v.all(dim=-1).reshape(-1)
         rollout.rewards, rollout.reward_valid = r, v
-        rollout.advantages = clip_advantages(flat, rl.adv_clip_max).float()
-        rollout.sample_mask = group_mask & sample_ok
+        rollout.global_mask = group_mask & sample_ok
+        every = clip_advantages(flat, rl.adv_clip_max).float()  # [B]
+        local = torch.tensor(shard.rows())
+        padding = torch.arange(shard.size) >= shard.real
+        rollout.advantages = every[local].masked_fill(padding, 0.0)
+        rollout.sample_mask = rollout.global_mask[local] & ~padding
         d = rollout.diagnostics
         d["reward_mean"] = (
             float((r * weights).sum(-1)[v.all(-1)].mean()) if v.all(-1).any() else math.nan
         )
         d["zero_variance_groups"] = float((~adv.valid).float().mean())
         d["valid_samples"] = float(sample_ok.float().mean())
-        d["advantage/mean"] = (
-            float(rollout.advantages[rollout.sample_mask].mean())
-            if rollout.sample_mask.any()
-            else 0.0
-        )
-        d["advantage/std"] = (
-            float(rollout.advantages[rollout.sample_mask].std())
-            if rollout.sample_mask.sum() > 1
-            else 0.0
-        )
-        d["advantage/abs_max"] = float(rollout.advantages.abs().max())
+        kept = every[rollout.global_mask]
+        d["advantage/mean"] = float(kept.mean()) if kept.numel() else 0.0
+        d["advantage/std"] = float(kept.std()) if kept.numel() > 1 else 0.0
+        d["advantage/abs_max"] = float(every.abs().max())
         for j, k in enumerate(rollout.active):
             name = self.rewards[k][0]
             rk, vk = r[..., j], v[..., j]
@@ -416,10 +480,13 @@ class GRPOTrainer:
         """The ground truth beside the rewards on the training rollouts: each truth metric's mean
         and within-group std, and the within-group Spearman correlation of every reward with it
         (a reward that ranks samples against the truth is being hacked)."""
-        if rollout.video is None:
+        if rollout.video is None:  # the same on every rank (needs_video)
             return
         g, d = self.config.sampling.group_size, rollout.diagnostics
-        truth = self.truth_metrics(rollout.video, rollout.conditions)
+        truth = {
+            metric: self.ctx.gather_rows(values)
+            for metric, values in self.truth_metrics(rollout.video, self._real(rollout)).items()
+        }
         for j, k in enumerate(rollout.active):
             name = self.rewards[k][0]
             rk, vk = rollout.rewards[..., j], rollout.reward_valid[..., j]
@@ -446,33 +513,40 @@ class GRPOTrainer:
 
     def update(self, rollout: Rollout, step: int) -> dict[str, float]:
         """Clipped-ratio updates on the trained steps: ``inner_epochs`` passes over the batch,
-        ``minibatches`` optimizer steps each, micro-batches accumulated."""
+        ``minibatches`` optimizer steps each, micro-batches accumulated.
+
+        Minibatches are drawn over the global batch; each rank re-scores its own members, in
+        as many micro-batches as the busiest rank needs (weightless ones where it has fewer), so
+        that every rank runs the same forwards and backwards. The loss is each sample's share
+        of the minibatch's kept samples; DDP and FSDP average gradients over ranks, so each
+        rank's loss is scaled by the world size to sum them instead."""
         s, rl = self.config.sampling, self.config.rl
-        plan, path = rollout.plan, rollout.path
+        plan, path, shard = rollout.plan, rollout.path, rollout.shard
         trained = plan.train_indices
         grid = plan.timesteps.tolist()
         if rl.timestep_weights:
             w, w_kl = timestep_loss_weights(plan.timesteps, s.noise_level, s.sde_kind, plan.train)
         else:
             w = w_kl = torch.ones(plan.num_steps)
-        b = rollout.advantages.shape[0]
+        total = rollout.global_mask.shape[0]
         gen = torch.Generator().manual_seed(seed_for(self.config.seed, step, "minibatch"))
         adv = rollout.advantages.to(self.device)
         mask = rollout.sample_mask.to(self.device)
+        world = float(self.ctx.world_size)
         ratios, clips, kls, losses, norms = [], [], [], [], []
         first_ratio: list[Tensor] = []
         for epoch in range(rl.inner_epochs):
-            order = torch.arange(b) if epoch == 0 else torch.randperm(b, generator=gen)
+            order = torch.arange(total) if epoch == 0 else torch.randperm(total, generator=gen)
             for mb_index, mb in enumerate(order.chunk(rl.minibatches)):
                 before_any_step = epoch == 0 and mb_index == 0
                 self.optimizer.zero_grad(set_to_none=True)
-                count = mask[mb].sum()
+                count = rollout.global_mask[mb].sum().to(self.device)
                 if int(count) == 0:
                     continue
-                for micro in mb.split(s.micro_batch_size):
-                    rows = micro.tolist()
-                    cond = rollout.condition.select(rows)
-                    share = mask[micro].sum() / count
+                for micro, weighted in self._micro_batches(mb.tolist(), shard, total):
+                    cond = rollout.condition.select(micro.tolist())
+                    keep = mask[micro] & weighted
+                    share = keep.sum() / count
                     for i in trained:
                         x_t = path.states[i][micro]
                         x_next = path.states[i + 1][micro]
@@ -506,22 +580,22 @@ class GRPOTrainer:
                             kl=kl,
                             kl_beta=rl.kl_beta,
                             kl_weight=float(w_kl[i]),
-                            mask=mask[micro],
+                            mask=keep,
                         )
-                        (out.loss * share / len(trained)).backward()
+                        (out.loss * share * world / len(trained)).backward()
+                        if not keep.any():  # nothing to report (a weightless micro-batch)
+                            continue
                         ratio = torch.exp(new.log_prob - path.log_probs[i][micro]).detach()
-                        keep = mask[micro]
-                        if keep.any():
-                            ratios.append(ratio[keep])
-                            if before_any_step:
-                                first_ratio.append(ratio[keep])
+                        ratios.append(ratio[keep].cpu())
+                        if before_any_step:
+                            first_ratio.append(ratio[keep].cpu())
                         clips.append(float(out.clip_fraction))
                         kls.append(float(out.kl))
                         losses.append(float(out.loss.detach()))
                 params = [p for _, p in self.trainable]
                 max_norm = self.config.optim.max_grad_norm
-                norm = torch.nn.utils.clip_grad_norm_(
-                    params, max_norm if max_norm > 0 else math.inf
+                norm = full_tensor(
+                    torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
                 )
                 if not torch.isfinite(norm):
                     raise FloatingPointError(
@@ -531,6 +605,10 @@ class GRPOTrainer:
                 norms.append(float(norm))
                 self.optimizer.step()
         self.scheduler.step()
+        parts = self.ctx.gather_objects((ratios, first_ratio, clips, kls, losses))
+        ratios = [r for part in parts for r in part[0]]
+        first_ratio = [r for part in parts for r in part[1]]
+        clips, kls, losses = ([x for part in parts for x in part[k]] for k in (2, 3, 4))
         all_ratios = torch.cat(ratios) if ratios else torch.ones(1)
         first = torch.cat(first_ratio) if first_ratio else torch.ones(1)
         mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
@@ -546,8 +624,42 @@ class GRPOTrainer:
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
 
+    def _micro_batches(
+        self, members: list[int], shard: Shard, total: int
+    ) -> list[tuple[Tensor, bool]]:
+        """This rank's local rows of the minibatch ``members`` (global indices, in their order)
+        as ``(rows, weighted)`` micro-batches, padded with weightless ones to the busiest rank's
+        count so that every rank runs as many forwards and backwards."""
+        micro = self.config.sampling.micro_batch_size
+
+        def local_rows(sh: Shard) -> list[int]:
+            return [i - sh.start for i in members if sh.start <= i < sh.stop]
+
+        busiest = max(
+            len(local_rows(shard_rows(total, r, self.ctx.world_size)))
+            for r in range(self.ctx.world_size)
+        )
+        mine = torch.tensor(local_rows(shard), dtype=torch.long)
+        chunks = [(rows, True) for rows in mine.split(micro)] if len(mine) else []
+        weightless = (torch.zeros(1, dtype=torch.long), False)
+        return chunks + [weightless] * (math.ceil(busiest / micro) - len(chunks))
+
     def train_step(self, step: int) -> dict[str, float]:
         """One full step; returns the logged row."""
+        roll, times = self.collect(step)
+        t0 = time.perf_counter()
+        stats = self.update(roll, step)
+        times["time/update"] = time.perf_counter() - t0
+        row = {**roll.diagnostics, **stats, **times}
+        row["decoupled"] = float(self.is_decoupled(step))
+        row["window_start"] = float(roll.plan.train_indices[0])
+        if roll.video is not None:  # logged; warnings come from the fixed conditions (evaluate)
+            row.update({f"watchdog/{key}": value for key, value in self._watchdog(roll).items()})
+        return row
+
+    def collect(self, step: int) -> tuple[Rollout, dict[str, float]]:
+        """A step up to its update: rollouts, decoding, rewards, advantages and the truth beside
+        them; with the seconds each phase took."""
         times = {}
         t0 = time.perf_counter()
         roll = self.rollout(step)
@@ -563,16 +675,25 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         self.diagnose_truth(roll)
         times["time/truth"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        stats = self.update(roll, step)
-        times["time/update"] = time.perf_counter() - t0
-        row = {**roll.diagnostics, **stats, **times}
-        row["decoupled"] = float(self.is_decoupled(step))
-        row["window_start"] = float(roll.plan.train_indices[0])
-        if roll.video is not None:  # logged; warnings come from the fixed conditions (evaluate)
-            watch = watchdog_stats(roll.video, self.config.sampling.group_size)
-            row.update({f"watchdog/{key}": value for key, value in watch.items()})
-        return row
+        return roll, times
+
+    def _watchdog(self, roll: Rollout) -> dict[str, float]:
+        """:func:`watchdog_stats` of the whole step: per-sample statistics gathered from every
+        rank; diversity over the groups whose samples all lie on one rank (every group in a
+        single process)."""
+        stats = {
+            k: float(self.ctx.gather_rows(v).mean())
+            for k, v in watchdog_per_sample(roll.video).items()
+        }
+        g, shard = self.config.sampling.group_size, roll.shard
+        first = math.ceil(shard.start / g) * g  # this rank's first whole group
+        whole = max(0, (shard.stop - first) // g)
+        local = roll.video[first - shard.start : first - shard.start + whole * g]
+        diversity = torch.cat(
+            self.ctx.gather_objects(group_diversity(local, g) if whole else torch.zeros(0))
+        )
+        stats["diversity"] = float(diversity.mean()) if diversity.numel() else math.nan
+        return stats
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -580,20 +701,22 @@ class GRPOTrainer:
     def evaluate(self, step: int, base_tail: bool = False, sde: bool = False) -> dict[str, Any]:
         """The recipe's rewards and the ground truth on the fixed conditions, ODE sampler (or the
         training SDE with ``sde``), fixed noise per condition; side-by-side videos
-        (condition | output | truth) of val ones."""
+        (condition | output | truth) of val ones. Ranks share the conditions out and gather
+        the per-condition values."""
         s, e = self.config.sampling, self.config.eval
         metrics: dict[str, Any] = {}
         per_condition: dict[str, dict[str, list[float]]] = {}
-        for split, cond in self.eval_sets.items():
+        for split, everything in self.eval_sets.items():
+            shard = self.ctx.shard(len(everything))
             videos = []
             bar = tqdm(
-                range(len(cond)),
+                shard.rows(),
                 desc=f"evaluate {split}",
                 leave=False,
-                disable=not self.config.logging.progress,
+                disable=not (self.config.logging.progress and self.ctx.is_main),
             )
             for n in bar:
-                one = cond.select([n])
+                one = everything.select([n])
                 condition = self.policy.prepare(
                     one.prompts, one.inputs, guidance_scale=s.guidance_scale
                 )
@@ -609,26 +732,33 @@ class GRPOTrainer:
                 videos.append(
                     (model_to_frames(self.policy.decode(path.latents)).cpu(), path.latents.cpu())
                 )
-            video = torch.cat([v for v, _ in videos])
-            latents = torch.cat([z for _, z in videos])
-            batch = cond.reward_batch(video, latents)
-            table: dict[str, list[float]] = {}
-            for name, _, reward in self.rewards:
-                out = reward(batch)
-                table[f"reward/{name}"] = [
-                    float(x) if ok else math.nan
-                    for x, ok in zip(out.scores, out.valid, strict=True)
-                ]
-            for metric, values in self.truth_metrics(video, cond).items():
-                table[f"truth/{metric}"] = values.tolist()
-            per_condition[split] = table
+            video = torch.cat([v for v, _ in videos])[: shard.real]
+            latents = torch.cat([z for _, z in videos])[: shard.real]
+            cond = everything.select(list(range(shard.start, shard.stop)))
+            columns: dict[str, Tensor] = {}
+            if shard.real:
+                batch = cond.reward_batch(video, latents)
+                for name, _, reward in self.rewards:
+                    out = reward(batch)
+                    columns[f"reward/{name}"] = out.scores.double().masked_fill(
+                        ~out.valid, math.nan
+                    )
+                for metric, values in self.truth_metrics(video, cond).items():
+                    columns[f"truth/{metric}"] = values.double()
+                for key, values in watchdog_per_sample(video).items():
+                    columns[f"watchdog/{key}"] = values.double()
+            gathered = [c for c in self.ctx.gather_objects(columns) if c]
+            table = {k: torch.cat([c[k] for c in gathered]).tolist() for k in gathered[0]}
             for key, values in table.items():
                 finite = [x for x in values if math.isfinite(x)]
-                metrics[f"eval/{split}/{key}"] = sum(finite) / len(finite) if finite else math.nan
-            for key, value in watchdog_stats(video).items():
-                metrics[f"eval/{split}/watchdog/{key}"] = value
+                mean = sum(finite) / len(finite) if finite else math.nan
+                metrics[f"eval/{split}/{key}"] = mean
+            per_condition[split] = {k: v for k, v in table.items() if "watchdog/" not in k}
             if split == "val" and e.videos and not (base_tail or sde):
-                self._write_side_by_side(step, cond, video)
+                first = [video[i] for i in range(min(shard.stop, e.videos) - shard.start)]
+                shown = [v for part in self.ctx.gather_objects(first) for v in part]
+                if self.ctx.is_main:
+                    self._write_side_by_side(step, everything, torch.stack(shown))
         return {"metrics": metrics, "per_condition": per_condition}
 
     def _eval_velocity(self, condition: Condition, grid: Tensor, tail: int) -> Callable:
@@ -667,13 +797,18 @@ class GRPOTrainer:
 
     def train(self) -> dict[str, Any]:
         """Run to ``config.steps``: evaluate before, every ``eval.every`` steps and at the end;
-        checkpoint every ``checkpoint.every`` steps and at the end."""
-        cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.yaml", config_to_yaml(cfg))
-        with RunLogger(
-            self.out, tensorboard=cfg.logging.tensorboard, resume_after=self.step
-        ) as log:
+        checkpoint every ``checkpoint.every`` steps and at the end. Every rank runs this; rank 0
+        alone writes logs, plots and the summary."""
+        cfg, main = self.config, self.ctx.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", config_to_yaml(cfg))
+        logger = (
+            RunLogger(self.out, tensorboard=cfg.logging.tensorboard, resume_after=self.step)
+            if main
+            else NullLogger()
+        )
+        with logger as log:
             if self.step == 0 and 0 not in self.evals:
                 self._log_eval(log, 0)
             bar = tqdm(
@@ -681,7 +816,7 @@ class GRPOTrainer:
                 initial=self.step,
                 total=cfg.steps,
                 desc=f"GRPO {cfg.recipe}",
-                disable=not cfg.logging.progress,
+                disable=not (cfg.logging.progress and main),
             )
             for step in bar:
                 row = self.train_step(step)
@@ -701,11 +836,12 @@ class GRPOTrainer:
                 if last or (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0):
                     self.save_checkpoint()
         summary = self.summary()
-        atomic_write_json(self.out / "summary.json", summary)
-        plot_run(self.out, f"{cfg.recipe}: {cfg.model.policy}")
+        if main:
+            atomic_write_json(self.out / "summary.json", summary)
+            plot_run(self.out, f"{cfg.recipe}: {cfg.model.policy}")
         return summary
 
-    def _log_eval(self, log: RunLogger, step: int) -> None:
+    def _log_eval(self, log: RunLogger | NullLogger, step: int) -> None:
         result = self.evaluate(step)
         variants = {"eval_sde/": {"sde": True}} if self.config.eval.sde else {}
         if self.config.eval.base_tail_steps and step > 0:
@@ -718,7 +854,8 @@ class GRPOTrainer:
         self._warn_on_drift(step, result["metrics"])
         self.evals[step] = result
         log.log(step, result["metrics"])
-        atomic_write_json(self.out / "evals.json", {str(k): v for k, v in self.evals.items()})
+        if self.ctx.is_main:
+            atomic_write_json(self.out / "evals.json", {str(k): v for k, v in self.evals.items()})
 
     def _warn_on_drift(self, step: int, metrics: dict[str, Any]) -> None:
         """Warn (and log ``.../warn_<stat>``) when a watchdog statistic of the fixed conditions'
@@ -732,11 +869,12 @@ class GRPOTrainer:
             if drift > self.config.logging.watchdog_tolerance:
                 head, stat = key.rsplit("/", 1)
                 metrics[f"{head}/warn_{stat}"] = 1.0
-                tqdm.write(
-                    f"warning: step {step}: {stat} of the fixed {key.split('/')[1]} outputs moved "
-                    f"{drift:.0%} from the base model's {base[key]:.4f} to {metrics[key]:.4f}; "
-                    "a reward may be hacked"
-                )
+                if self.ctx.is_main:
+                    tqdm.write(
+                        f"warning: step {step}: {stat} of the fixed {key.split('/')[1]} outputs "
+                        f"moved {drift:.0%} from the base model's {base[key]:.4f} to "
+                        f"{metrics[key]:.4f}; a reward may be hacked"
+                    )
 
     def summary(self) -> dict[str, Any]:
         """Base (step 0) vs trained (last evaluation) on the fixed conditions: mean change per
@@ -763,14 +901,26 @@ class GRPOTrainer:
     # -- checkpoints --------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
+        """Every rank calls this (the weights are gathered whole, the optimizer written as
+        shards)."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
         state = {
             "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "evals": self.evals,
         }
-        weights = {n: p.detach().cpu() for n, p in self.trainable}
+        weights = {n: full_tensor(p.detach()).cpu() for n, p in self.trainable}
+        # an optimizer that has not stepped yet has no state to save (and reading it would
+        # initialise it)
+        stepped = bool(self.optimizer.state)
+        sharded = (
+            {"optimizer": get_optimizer_state_dict(self.policy.transformer, self.optimizer)}
+            if stepped
+            else None
+        )
+        state["optimizer_saved"] = stepped
         return ckpt.save_checkpoint(
             self.out / "checkpoints",
             self.step,
@@ -778,9 +928,18 @@ class GRPOTrainer:
             state,
             self.config.to_dict(),
             keep_last=self.config.checkpoint.keep_last,
+            sharded=sharded,
+            ctx=self.ctx,
         )
 
     def _resume(self, resume: str) -> None:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
         path = ckpt.find_checkpoint(self.out / "checkpoints", resume)
         if path is None:
             return  # --resume auto with nothing saved yet: a fresh run
@@ -790,10 +949,21 @@ class GRPOTrainer:
         missing = sorted(set(params) - set(weights))
         if missing:
             raise ValueError(f"{path}: the checkpoint lacks trainable weights {missing[:3]}")
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(weights[name].to(p))
-        self.optimizer.load_state_dict(state["optimizer"])
+        model = self.policy.transformer
+        if any(is_dtensor(p) for p in params.values()):  # FSDP: each rank keeps its shard
+            set_model_state_dict(
+                model,
+                {n: weights[n] for n in params},
+                options=StateDictOptions(full_state_dict=True, strict=False),
+            )
+        else:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(weights[name].to(p))
+        if state.get("optimizer_saved"):
+            template = {"optimizer": get_optimizer_state_dict(model, self.optimizer)}
+            loaded = ckpt.load_sharded(path, template)
+            set_optimizer_state_dict(model, self.optimizer, loaded["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
