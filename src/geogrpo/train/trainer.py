@@ -146,6 +146,9 @@ class GRPOTrainer:
         resume: str | None = None,
         ctx: DistributedContext | None = None,
     ) -> None:
+        from geogrpo.recipes.preflight import check_full_scale_files
+
+        check_full_scale_files(config)  # every missing weight file named before anything loads
         self.config = config
         self.out = Path(out_dir)
         d = config.distributed
