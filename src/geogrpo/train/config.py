@@ -405,9 +405,10 @@ def recipe_path(name: str, scale: str = "embedded") -> Path:
         raise ValueError(f"recipe: unknown name {name!r}; known are {', '.join(recipe_names())}")
     path = RECIPES_DIR / (f"{name}.yaml" if scale == "embedded" else f"{name}.full.yaml")
     if not path.is_file():
+        full = sorted(p.name.split(".")[0] for p in RECIPES_DIR.glob("*.full.yaml"))
         raise ValueError(
-            f"scale: recipe {name!r} has no {scale}-scale file yet ({path.name}); full-scale "
-            "recipes on local Wan2.1 weights come with multi-GPU training (issue 24)"
+            f"scale: recipe {name!r} has no {scale}-scale file ({path.name}); the recipes on "
+            f"local Wan2.1 weights are {', '.join(full)}"
         )
     return path
 
