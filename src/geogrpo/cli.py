@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -410,6 +411,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from geogrpo.train.distributed import close_distributed
     from geogrpo.train.trainer import GRPOTrainer
 
     config = _train_config(args)
@@ -419,8 +421,13 @@ def _train(args: argparse.Namespace) -> int:
             f"--out: {out} is not empty; pass --resume auto to continue that run, or choose "
             "another folder"
         )
-    summary = GRPOTrainer(config, out, resume=args.resume).train()
-    _print_summary(config.recipe, out, summary)
+    try:
+        trainer = GRPOTrainer(config, out, resume=args.resume)
+        summary = trainer.train()
+    finally:
+        close_distributed()
+    if trainer.ctx.is_main:
+        _print_summary(config.recipe, out, summary)
     return 0
 
 
@@ -1001,6 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ConnectionError) as err:
+        rank = os.environ.get("RANK", "0")  # under torchrun every rank reports, rank 0 plainly
+        print(f"error{'' if rank == '0' else f' (rank {rank})'}: {err}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -149,7 +150,7 @@ def init_distributed(
     try:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     except Exception as err:  # torch raises DistStoreError, RuntimeError or TimeoutError here
-        raise RuntimeError(
+        raise ConnectionError(
             f"distributed: rank {rank} of {world} could not meet the other ranks at {where} "
             f"within distributed.timeout_s = {timeout_s:g} s ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no detail'}); start all {world} "
@@ -220,6 +221,9 @@ def parallelize(
             return
         from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
 
+        # The policy never writes in place into the transformer's output (the conditionings slice
+        # it and cast it out of place), which is what this warning is about.
+        warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view")
         kwargs = {"offload_policy": CPUOffloadPolicy()} if cpu_offload else {}
         base = getattr(transformer, "get_base_model", lambda: transformer)()
         for block in base.blocks:
