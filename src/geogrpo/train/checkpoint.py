@@ -18,9 +18,11 @@ Both refuse to resume under changed settings and name them (:func:`changed_setti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,7 +152,8 @@ def save_checkpoint(
         if sharded is not None:
             import torch.distributed.checkpoint as dcp
 
-            dcp.save(sharded, checkpoint_id=str(tmp / SHARDED), no_dist=not _initialized())
+            with _single_process_is_intended():
+                dcp.save(sharded, checkpoint_id=str(tmp / SHARDED), no_dist=not _initialized())
         ctx.barrier()
         if ctx.is_main:
             save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / FILES[0]))
@@ -174,6 +177,15 @@ def _initialized() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+@contextlib.contextmanager
+def _single_process_is_intended() -> Iterator[None]:
+    """torch.distributed.checkpoint warns on every call without a process group, even when told
+    ``no_dist``; a single-process run is a normal run here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
 def load_sharded(path: Path, template: dict[str, Any]) -> dict[str, Any]:
     """Fill ``template`` (the state dict of this run's objects, on this run's ranks) from a
     checkpoint's ``sharded/`` folder, whatever number of ranks wrote it."""
@@ -183,7 +195,8 @@ def load_sharded(path: Path, template: dict[str, Any]) -> dict[str, Any]:
     if not folder.is_dir():
         raise ValueError(f"{folder}: missing; the checkpoint is incomplete")
     try:
-        dcp.load(template, checkpoint_id=str(folder), no_dist=not _initialized())
+        with _single_process_is_intended():
+            dcp.load(template, checkpoint_id=str(folder), no_dist=not _initialized())
     except Exception as err:
         raise ValueError(f"{folder}: not a readable sharded checkpoint ({err})") from None
     return template
