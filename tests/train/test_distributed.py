@@ -240,6 +240,11 @@ def test_full_scale_precision_settings_train_a_tiny_policy(data_dir, tmp_path):
     assert any(changed)
 
 
+def test_the_trainer_loads_the_policy_with_the_configured_conditioning(data_dir, tmp_path):
+    trainer = GRPOTrainer(tiny("world_r1", data_dir, "model.conditioning=t2v"), tmp_path)
+    assert trainer.policy.conditioning.name == "t2v"  # the shipped policy says warped_noise_t2v
+
+
 def test_shards_cover_the_batch_in_order_with_equal_sizes():
     for total in (1, 4, 7, 16):
         for world in range(1, total + 1):

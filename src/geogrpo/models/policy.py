@@ -39,7 +39,12 @@ from geogrpo.models.conditioning import (
 )
 from geogrpo.models.params import add_lora, select_trainable
 from geogrpo.models.text import GrammarTextEncoder, UMT5TextEncoder
-from geogrpo.models.wan import check_local_checkpoint, widen_patch_embedding
+from geogrpo.models.wan import (
+    CONFIGS,
+    build_transformer,
+    check_local_checkpoint,
+    widen_patch_embedding,
+)
 from geogrpo.utils.checks import check_choice
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
@@ -59,6 +64,7 @@ TRANSFORMER_WEIGHTS = "diffusion_pytorch_model.safetensors"
 # Generative Models Denoise"). t is clamped below as they do, so v stays bounded near t = 0.
 PREDICTIONS = ("velocity", "sample")
 SAMPLE_PREDICTION_T_MIN = 0.05
+RANDOM_PREFIX = "random:"  # random:wan2.1-t2v-1.3b, a full-size architecture with random weights
 _T2V_FAMILY = {"t2v", "warped_noise_t2v"}  # same weights, different initial noise
 
 
@@ -331,6 +337,9 @@ class VideoPolicy(nn.Module):
         cls, name_or_path: str | Path, conditioning: str | None = None, **kwargs
     ) -> VideoPolicy:
         """Load a shipped tiny policy by name, our layout, or a diffusers Wan2.1 folder."""
+        if str(name_or_path).startswith(RANDOM_PREFIX):
+            architecture = str(name_or_path)[len(RANDOM_PREFIX) :]
+            return cls.random_weights(architecture, conditioning or "t2v", **kwargs)
         root = policy_dir(name_or_path)
         if str(name_or_path) in SHIPPED:
             conditioning = conditioning or SHIPPED[str(name_or_path)][1]
@@ -366,6 +375,34 @@ class VideoPolicy(nn.Module):
             prediction=saved.get("prediction", "velocity"),
             **kwargs,
         )
+
+    @classmethod
+    def random_weights(
+        cls, architecture: str, conditioning: str = "t2v", seed: int = 0, **kwargs
+    ) -> VideoPolicy:
+        """A policy of a full-size Wan2.1 architecture (``wan2.1-t2v-1.3b``, ...) with random
+        weights, for memory and speed checks of full-scale runs without the real weights:
+        diffusers' Wan2.1 VAE with random weights, and :class:`RandomTextStates` in place of
+        UMT5-XXL. Its videos are noise; the same ``seed`` builds the same weights."""
+        from diffusers import AutoencoderKLWan
+
+        from geogrpo.models.autoencoder import WanVideoAutoencoder
+        from geogrpo.models.text import RandomTextStates
+
+        if architecture not in CONFIGS:
+            raise ValueError(
+                f"name_or_path: {RANDOM_PREFIX}{architecture} names no architecture; use one of "
+                + ", ".join(RANDOM_PREFIX + name for name in CONFIGS)
+            )
+        cond = make_conditioning(conditioning)
+        config = dict(CONFIGS[architecture])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            autoencoder = WanVideoAutoencoder(AutoencoderKLWan())
+            config["in_channels"] += cond.extra_channels(autoencoder.latent_channels)
+            transformer = build_transformer(config)
+            cond.attach(transformer)
+        return cls(transformer, autoencoder, RandomTextStates(config["text_dim"]), cond, **kwargs)
 
     @classmethod
     def _from_wan_checkpoint(cls, root: Path, conditioning: str, **kwargs) -> VideoPolicy:

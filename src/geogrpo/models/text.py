@@ -13,6 +13,7 @@ from the procedural world's caption grammar (unknown words, e.g. the held-out ph
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import torch
@@ -144,3 +145,21 @@ class UMT5TextEncoder(nn.Module):
             UMT5EncoderModel.from_pretrained(str(root / "text_encoder")),
             AutoTokenizer.from_pretrained(str(root / "tokenizer")),
         )
+
+
+class RandomTextStates(nn.Module):
+    """A stand-in for UMT5-XXL in full-scale dry runs (``random:`` policies): each prompt maps
+    to fixed Gaussian states ``[length, dim]`` seeded by its text, as many tokens as Wan's
+    encoder pads to. It has no weights; UMT5 runs once per prompt outside the update, so its
+    cost is not what these runs measure."""
+
+    def __init__(self, dim: int = 4096, length: int = 512) -> None:
+        super().__init__()
+        self.text_dim, self.length = dim, length
+
+    def forward(self, prompts: list[str]) -> Tensor:
+        states = []
+        for prompt in prompts:
+            gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
+            states.append(torch.randn(self.length, self.text_dim, generator=gen))
+        return torch.stack(states)

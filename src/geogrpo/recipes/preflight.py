@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geogrpo.models.policy import SHIPPED
+from geogrpo.models.policy import RANDOM_PREFIX, SHIPPED
 from geogrpo.models.wan import CONFIGS
 
 # Hugging Face repositories of the diffusers-format Wan2.1 checkpoints, by model.architecture.
@@ -199,13 +199,14 @@ def check_full_scale_files(config: Any) -> None:
         return
     root = Path(policy)
     folders = []
-    if not (root / "policy.json").is_file():  # not a folder VideoPolicy.save_pretrained wrote
+    random = policy.startswith(RANDOM_PREFIX)  # built here, nothing to read
+    if not random and not (root / "policy.json").is_file():  # not save_pretrained's layout
         folders.append(wan_folder(root, config.model.architecture))
     estimator = estimator_folder(config.rewards.estimator, dict(config.rewards.estimator_options))
     folders += [estimator] if estimator is not None else []
     folders += reward_model_folders(list(config.rewards.rewards))
     folders = [f for f in folders if f.missing]
-    mismatch = architecture_mismatch(root, config.model.architecture)
+    mismatch = None if random else architecture_mismatch(root, config.model.architecture)
     if not folders:
         if mismatch:
             raise ValueError(f"full-scale pre-flight: nothing was loaded; {mismatch}")

@@ -48,6 +48,12 @@ class ModelConfig:
         "not on this machine; empty at embedded scale",
         "",
     )
+    conditioning: str = _help(
+        "how the policy is conditioned when its folder does not say: a diffusers Wan2.1 folder "
+        "or a random: policy loads as t2v unless this names camera_v2v, reproj_v2v or "
+        "warped_noise_t2v; empty = the policy's own",
+        "",
+    )
     trainable: str = _help(
         "what trains: full, lora (adapters only), self_attention (Geo-Align), camera", "lora"
     )

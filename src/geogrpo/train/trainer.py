@@ -117,6 +117,17 @@ def group_diversity(video: Tensor, group_size: int) -> Tensor:
     return groups.std(dim=1).flatten(1).mean(dim=1)
 
 
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """This process's peak memory so far in GiB: the accelerator's allocations on CUDA, and the
+    resident set on the CPU (what an out-of-memory kill looks at)."""
+    import resource
+
+    peak = {"memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    if device.type == "cuda":
+        peak["memory/peak_cuda_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return peak
+
+
 @dataclass
 class Rollout:
     """Everything one step's groups produced, read and written by each stage of the step."""
@@ -162,7 +173,9 @@ class GRPOTrainer:
         self.device = torch.device(config.model.device)
         if self.device.type == "cuda" and self.device.index is None and self.ctx.enabled:
             self.device = torch.device("cuda", self.ctx.local_rank)
-        self.policy = VideoPolicy.from_pretrained(config.model.policy).to(self.device)
+        self.policy = VideoPolicy.from_pretrained(
+            config.model.policy, conditioning=config.model.conditioning or None
+        ).to(self.device)
         if config.model.mixed_precision == "bf16":
             self.policy.autocast_dtype = torch.bfloat16
         self.conditioning = self.policy.conditioning.name
@@ -656,6 +669,7 @@ class GRPOTrainer:
         row = {**roll.diagnostics, **stats, **times}
         row["decoupled"] = float(self.is_decoupled(step))
         row["window_start"] = float(roll.plan.train_indices[0])
+        row.update(peak_memory(self.device))
         if roll.video is not None:  # logged; warnings come from the fixed conditions (evaluate)
             row.update({f"watchdog/{key}": value for key, value in self._watchdog(roll).items()})
         return row
@@ -1039,7 +1053,9 @@ def policy_from_run(path: str | Path) -> VideoPolicy:
         )
     weights, _, saved = ckpt.load_checkpoint(folder)
     config: GRPOConfig = load_config(overrides=_as_overrides(saved))
-    policy = VideoPolicy.from_pretrained(config.model.policy)
+    policy = VideoPolicy.from_pretrained(
+        config.model.policy, conditioning=config.model.conditioning or None
+    )
     for p in policy.parameters():
         p.requires_grad_(False)
     if config.model.trainable == "lora":
