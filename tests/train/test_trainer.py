@@ -221,6 +221,17 @@ def test_config_layers_recipe_file_and_set(tmp_path):
     assert config.sampling.group_size == 6  # --set over the file
     assert config.rewards.rewards[0].options == {"source": "latent"}  # the recipe's
     assert config.optim.warmup_steps == 0  # a default
+    full = ("geo_align", "full")
+    assert load_config(*full).rewards.estimator_options["model_dir"]
+    # --set replaces a dict (switching estimators must drop the adapter's options) ...
+    assert (
+        load_config(*full, overrides=["rewards.estimator_options={}"]).rewards.estimator_options
+        == {}
+    )
+    # ... and sets one key of it
+    options = load_config(*full, overrides=["rewards.estimator_options.device=cpu"])
+    assert options.rewards.estimator_options["device"] == "cpu"
+    assert options.rewards.estimator_options["model_dir"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("rl: [unclosed\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bad.yaml: not a readable YAML config"):

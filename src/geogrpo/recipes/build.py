@@ -67,7 +67,13 @@ def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
         raise ValueError(
             f"estimator: unknown name {name!r}; available are {', '.join(sorted(ESTIMATORS))}"
         )
-    return ESTIMATORS[name](**kwargs)
+    try:
+        return ESTIMATORS[name](**kwargs)
+    except TypeError as err:
+        raise ValueError(
+            f"rewards.estimator_options: {name} does not take {sorted(kwargs)} ({err}); replace "
+            "them, e.g. --set 'rewards.estimator_options={}'"
+        ) from None
 
 
 class Shared:

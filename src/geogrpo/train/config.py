@@ -425,8 +425,9 @@ def load_config(
     config_file: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> GRPOConfig:
-    """Defaults <- recipe <- ``config_file`` <- ``overrides`` (``section.field=value``)."""
-    from omegaconf import OmegaConf
+    """Defaults <- recipe <- ``config_file`` <- ``overrides`` (``section.field=value``; a
+    dict-valued field such as ``rewards.estimator_options={}`` is replaced, not merged)."""
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     layers = []
@@ -444,7 +445,12 @@ def load_config(
     for where, item in layers:
         try:
             layer = OmegaConf.from_dotlist([item]) if item else OmegaConf.load(where)
-            merged = OmegaConf.merge(merged, layer)
+            key = item.split("=", 1)[0].strip() if item else ""
+            value = OmegaConf.select(layer, key) if key else None
+            if isinstance(value, DictConfig):  # --set replaces a dict (merging keeps old keys)
+                OmegaConf.update(merged, key, value, merge=False)
+            else:  # lists are replaced by a merge too
+                merged = OmegaConf.merge(merged, layer)
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None) or ""
             known = _known_keys(GRPOConfig, key.rsplit(".", 1)[0] if "." in key else "")
