@@ -17,6 +17,7 @@ import torch
 import torch.multiprocessing as mp
 from diffusers import WanTransformer3DModel
 
+from geogrpo.train.config import load_config
 from geogrpo.train.distributed import (
     check_world_size,
     close_distributed,
@@ -260,3 +261,7 @@ def test_a_world_that_cannot_give_every_rank_a_sample_is_refused():
     check_world_size(8, 2, 4)
     with pytest.raises(ValueError, match=r"3 ranks cannot share .* = 1 x 2 = 2 videos"):
         check_world_size(3, 1, 2)
+    with pytest.raises(ValueError, match="cpu_offload: moves a GPU run's weights"):
+        load_config("overfit", overrides=["distributed.strategy=fsdp", "distributed.cpu_offload=1"])
+    with pytest.raises(ValueError, match="cpu_offload: needs distributed.strategy: fsdp"):
+        load_config("overfit", overrides=["model.device=cuda", "distributed.cpu_offload=true"])

@@ -377,6 +377,11 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         _positive("steps", self.steps)
+        if self.distributed.cpu_offload and not self.model.device.startswith("cuda"):
+            raise ValueError(
+                f"distributed.cpu_offload: moves a GPU run's weights to the CPU; this run is on "
+                f"model.device {self.model.device!r} already (set model.device: cuda or drop it)"
+            )
         specs = [r.name for r in self.rewards.rewards]
         unknown = [n for n in self.data.decoupled_rewards if n not in specs]
         if self.data.decoupled_every and unknown:
