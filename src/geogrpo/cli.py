@@ -559,6 +559,19 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from geogrpo.train.plan import format_plan, plan_runs
+
+    try:
+        gpus = [int(g) for g in args.gpus.split(",") if g.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus: expected counts like 8 or 1,8,64, got {args.gpus!r}") from None
+    config = _train_config(args)
+    shape, plans = plan_runs(config, gpus, args.conditioning)
+    print(format_plan(config, shape, plans), end="")
+    return 0
+
+
 DEMO_RECIPE = "camera_fidelity"
 DEMO_STEPS = 20
 
@@ -732,6 +745,22 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     common(show)
     show.add_argument("--no-help", action="store_true", help="print values only")
     show.set_defaults(func=_config_show)
+    pl = sub.add_parser(
+        "plan",
+        help="memory per GPU and seconds per GRPO step of a recipe on Wan2.1 (e.g. --scale full "
+        "--gpus 8), computed from the model's shapes; nothing is loaded",
+    )
+    common(pl)
+    pl.add_argument(
+        "--gpus", default="1,8,64", help="GPU counts, one or a comma list (default: 1,8,64)"
+    )
+    pl.add_argument(
+        "--conditioning",
+        default=None,
+        help="size this conditioning (t2v, camera_v2v, reproj_v2v, ...) instead of the policy's "
+        "(default: the policy folder's, else what data.kind conditions)",
+    )
+    pl.set_defaults(func=_plan)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
