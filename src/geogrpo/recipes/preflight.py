@@ -187,6 +187,20 @@ def reward_model_folders(rewards: list[Any]) -> list[Folder]:
     return out
 
 
+GEOMETRY_REWARDS = ("trajectory", "smoothness", "reprojection", "reconstruction")
+
+
+def uses_estimator(config: Any) -> bool:
+    """Whether the run builds ``rewards.estimator``: a geometry reward reads it, view_fidelity
+    estimates the source's geometry with it, ADEVIS estimates each stage's depth."""
+    names = {spec.name for spec in config.rewards.rewards}
+    return bool(
+        names & set(GEOMETRY_REWARDS)
+        or ("view_fidelity" in names and config.rewards.reference_geometry == "estimated")
+        or config.data.adevis_strategies
+    )
+
+
 def check_full_scale_files(config: Any) -> None:
     """Raise one error naming every file a run on local full-size weights lacks: the policy
     folder's (``model_index.json``, transformer, VAE, text encoder, tokenizer), the estimator's
@@ -202,8 +216,10 @@ def check_full_scale_files(config: Any) -> None:
     random = policy.startswith(RANDOM_PREFIX)  # built here, nothing to read
     if not random and not (root / "policy.json").is_file():  # not save_pretrained's layout
         folders.append(wan_folder(root, config.model.architecture))
-    estimator = estimator_folder(config.rewards.estimator, dict(config.rewards.estimator_options))
-    folders += [estimator] if estimator is not None else []
+    if uses_estimator(config):
+        options = dict(config.rewards.estimator_options)
+        estimator = estimator_folder(config.rewards.estimator, options)
+        folders += [estimator] if estimator is not None else []
     folders += reward_model_folders(list(config.rewards.rewards))
     folders = [f for f in folders if f.missing]
     mismatch = None if random else architecture_mismatch(root, config.model.architecture)

@@ -745,6 +745,8 @@ def resolve_conditioning(config: Any, override: str | None = None) -> tuple[str,
                 f"--conditioning: unknown {override!r}; choose one of {', '.join(CONDITIONINGS)}"
             )
         return override, "from --conditioning"
+    if config.model.conditioning:
+        return config.model.conditioning, "from model.conditioning"
     policy = str(config.model.policy)
     if policy in SHIPPED:
         return SHIPPED[policy][1], f"the shipped policy {policy}"
@@ -880,6 +882,7 @@ def _plan(config: Any, shape: RunShape, gpus: int) -> RunPlan:
     ref = weights if reference else 0.0
     cpu = (weights + ref + grads + adam) if offload else 0.0
     block_bytes = count.block_params * count.weight_bytes / count.total
+    random_policy = str(m.policy).startswith("random:")  # RandomTextStates, no UMT5 weights
     memory = {
         "transformer weights": 0.0 if offload else weights,
         "reference copy (frozen)": 0.0 if offload else ref,
@@ -887,7 +890,7 @@ def _plan(config: Any, shape: RunShape, gpus: int) -> RunPlan:
         "gradients (fp32)": 0.0 if offload else grads,
         "ddp gradient buckets": 4.0 * count.trained if (not fsdp and gpus > 1) else 0.0,
         "AdamW states (2 x fp32)": 0.0 if offload else adam,
-        "text encoder (UMT5-XXL, bf16)": 2.0 * umt5_params(),
+        "text encoder (UMT5-XXL, bf16)": 0.0 if random_policy else 2.0 * umt5_params(),
         "VAE (fp32)": 4.0 * vae_params(),
     }
     for key in (shape.estimator, shape.judge):
