@@ -78,10 +78,9 @@ def test_umt5_encoder_zeroes_padding():
     assert float(norms[0, 5:].max()) == 0 and float(norms[1, 2:].max()) == 0
 
 
-def test_diffusers_format_wan_folder_loads_as_a_policy(tmp_path):
-    root = tmp_path / "Wan2.1-T2V-tiny-Diffusers"
-    torch.manual_seed(0)
-    transformer = WanTransformer3DModel(
+def tiny_wan_transformer() -> WanTransformer3DModel:
+    """A one-block Wan2.1 T2V transformer on 4 latent channels (random weights)."""
+    return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
@@ -92,6 +91,12 @@ def test_diffusers_format_wan_folder_loads_as_a_policy(tmp_path):
         ffn_dim=32,
         num_layers=1,
     )
+
+
+def test_diffusers_format_wan_folder_loads_as_a_policy(tmp_path):
+    root = tmp_path / "Wan2.1-T2V-tiny-Diffusers"
+    torch.manual_seed(0)
+    transformer = tiny_wan_transformer()
     transformer.save_pretrained(root / "transformer")
     tiny_wan_vae().save_pretrained(root / "vae")
     model, tokenizer = tiny_umt5()
@@ -132,17 +137,7 @@ def test_diffusers_format_wan_folder_loads_as_a_policy(tmp_path):
 
 def test_widened_patch_embedding_ignores_the_extra_channels_until_trained():
     torch.manual_seed(0)
-    model = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=4,
-        out_channels=4,
-        text_dim=TEXT_DIM,
-        freq_dim=16,
-        ffn_dim=32,
-        num_layers=1,
-    ).eval()
+    model = tiny_wan_transformer().eval()
     x, t, text = torch.randn(2, 4, 2, 8, 8), torch.tensor([300.0, 700.0]), torch.randn(2, 5, 32)
 
     def run(inputs):

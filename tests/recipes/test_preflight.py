@@ -41,6 +41,11 @@ ESTIMATORS = {
 }
 
 
+# the papers' quality model where a recipe names one (HPSv3: Geo-Align, World-R1)
+HPSV3 = ("models/HPSv3", "MizzenAI/HPSv3", ("HPSv3.safetensors",))
+SCORERS = {"geo_align": HPSV3, "world_r1": HPSV3}
+
+
 @pytest.mark.parametrize("name", FULL)
 def test_full_recipes_load_at_480x832x81_on_local_wan(name):
     config = load_config(name, scale="full")
@@ -77,6 +82,11 @@ def test_nothing_on_disk_lists_every_missing_file(name, tmp_path, monkeypatch):
         wanted += [f"{model_dir}  (rewards.estimator_options.model_dir", repo]
         wanted += [f"    {rel}: " for rel in files]
         count += len(files)
+    if name in SCORERS:
+        root, repo, files = SCORERS[name]
+        wanted += [f"{root}  (rewards.quality.options.checkpoint_path", repo]
+        wanted += [f"    {rel}: " for rel in files]
+        count += len(files)
     for text in wanted:
         assert text in message, text
     assert message.startswith(f"full-scale pre-flight: nothing was loaded; {count} files")
@@ -88,7 +98,23 @@ def test_a_folder_with_every_file_passes(name, tmp_path, monkeypatch):
     _write(tmp_path / WAN, WAN_FILES, transformer=CONFIGS["wan2.1-t2v-1.3b"])
     _, model_dir, _, files = ESTIMATORS[name]
     _write(tmp_path / model_dir, files)
+    if name in SCORERS:
+        _write(tmp_path / SCORERS[name][0], SCORERS[name][2])
     check_full_scale_files(load_config(name, scale="full"))
+
+
+def test_the_papers_quality_models_build_behind_the_quality_reward():
+    """``scorer: hpsv3`` reaches HPSv3Scorer (its package is not installed here: the error says
+    how to get it); VideoAlign's missing code is named by the pre-flight check."""
+    from geogrpo.recipes.build import build_reward
+    from geogrpo.recipes.preflight import reward_model_folders
+    from geogrpo.train.config import RewardSpec
+
+    with pytest.raises(ImportError, match="'hpsv3' package: pip install hpsv3"):
+        build_reward("quality", scorer="hpsv3", checkpoint_path="x.safetensors", device="cpu")
+    spec = RewardSpec("quality", options={"scorer": "videoalign", "repo_dir": "nowhere"})
+    (folder,) = reward_model_folders([spec])
+    assert [rel for rel, _ in folder.missing] == ["inference.py", "models/VideoReward"]
 
 
 def test_shards_an_unset_model_dir_and_reward_model_paths_are_named(tmp_path, monkeypatch):
@@ -146,7 +172,8 @@ def test_train_at_full_scale_stops_before_loading_with_every_missing_file(
     code = main(["train", "--recipe", "geo_align", "--scale", "full", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("error: full-scale pre-flight: nothing was loaded; 11 files are missing")
+    assert err.startswith("error: full-scale pre-flight: nothing was loaded; 12 files are missing")
     assert f"{WAN}  (model.policy" in err and "    tokenizer/tokenizer.json" in err
     assert "models/map-anything  (rewards.estimator_options.model_dir" in err
+    assert "models/HPSv3  (rewards.quality.options.checkpoint_path" in err
     assert not (tmp_path / "x").exists()

@@ -124,9 +124,20 @@ def _view_fidelity(shared: Shared, **options: Any) -> Reward:
     return ViewFidelityReward(**options)
 
 
+# The papers' quality models behind the quality reward: ``scorer: hpsv3`` (Geo-Align, World-R1)
+# or ``scorer: videoalign`` (Geo-Align), the rest of the options go to the scorer.
+QUALITY_SCORERS = {"hpsv3": "HPSv3Scorer", "videoalign": "VideoAlignScorer"}
+
+
 def _quality(shared: Shared, **options: Any) -> Reward:
     from geogrpo.rewards.quality import QualityReward
 
+    if options.get("scorer") in QUALITY_SCORERS:
+        from geogrpo.perception import quality
+
+        cls = getattr(quality, QUALITY_SCORERS[options.pop("scorer")])
+        every = options.pop("every", 1)
+        return QualityReward(cls(**options), every=every)
     return QualityReward(**options)
 
 

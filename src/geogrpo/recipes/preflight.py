@@ -161,6 +161,9 @@ def reward_model_folders(rewards: list[Any]) -> list[Folder]:
     out = []
     for spec in rewards:
         options = dict(spec.options)
+        if spec.name == "quality" and options.get("scorer") in ("hpsv3", "videoalign"):
+            out.append(external_scorer_folder(options))
+            continue
         if spec.name == "quality":
             path, key = options.get("scorer"), f"rewards.{spec.name}.options.scorer"
         elif spec.name == "reconstruction" and list(options.get("weights", [1, 1, 1]))[1] > 0:
@@ -185,6 +188,24 @@ def reward_model_folders(rewards: list[Any]) -> list[Folder]:
             folder.need("preprocessor_config.json", "its image processor's config")
         out.append(folder)
     return out
+
+
+def external_scorer_folder(options: dict[str, Any]) -> Folder:
+    """The files of the papers' quality models (``geogrpo.perception.quality``)."""
+    key = "rewards.quality.options"
+    if options["scorer"] == "hpsv3":
+        checkpoint = Path(str(options.get("checkpoint_path", "models/HPSv3/HPSv3.safetensors")))
+        folder = Folder(checkpoint.parent, "HPSv3", f"{key}.checkpoint_path", repo="MizzenAI/HPSv3")
+        folder.need(checkpoint.name, "its reward head and LoRA weights")
+        return folder
+    # VideoReward's own files are read by VideoAlign's code; only its folder is checked here
+    repo = Path(str(options.get("repo_dir", "models/VideoAlign")))
+    code = Folder(repo, "VideoAlign's code", f"{key}.repo_dir", how="git clone KwaiVGI/VideoAlign")
+    code.need("inference.py", "VideoVLMRewardInference")
+    checkpoint = Path(str(options.get("checkpoint_dir", "models/VideoReward")))
+    if not checkpoint.is_dir():
+        code.missing.append((str(checkpoint), "VideoReward's folder (KwaiVGI/VideoReward)"))
+    return code
 
 
 GEOMETRY_REWARDS = ("trajectory", "smoothness", "reprojection", "reconstruction")

@@ -104,6 +104,13 @@ REWARD_MODELS = {
     "qwen_vl": RewardModel(
         "Qwen3-VL-8B view judge", 8.77e9, 2, "Qwen/Qwen3-VL-8B-Instruct (8.77 B, bf16)", 0.0
     ),
+    "hpsv3": RewardModel(
+        "HPSv3 quality scorer",
+        8.29e9,
+        2,
+        "HPSv3 = Qwen2-VL-7B-Instruct (8.29 B, bf16) + a reward head (MizzenAI/HPSv3)",
+        0.0,
+    ),
 }
 EMBEDDED_PERCEPTION = ("tinygeo", "flow_pnp", "classical")  # CPU-size models (< 1 M params)
 
@@ -708,6 +715,7 @@ class RunShape:
     decodes_per_step: float  # share of steps that decode the rollouts
     estimator: str  # "" when no reward runs one
     judge: str  # "" when no reward runs a Qwen-VL judge
+    scorer: str  # "" when the quality reward runs no big scorer (HPSv3)
     notes: tuple[str, ...]
 
 
@@ -776,8 +784,9 @@ def kept_states(sampling: Any) -> int:
     return k + 1
 
 
-def _reward_models(config: Any, conditioning: str) -> tuple[str, str]:
-    """(estimator, judge) the run's rewards load on the GPU ("" for none or CPU-size ones)."""
+def _reward_models(config: Any, conditioning: str) -> tuple[str, str, str]:
+    """(estimator, judge, quality scorer) the run's rewards load on the GPU ("" for none or
+    CPU-size ones)."""
     specs = list(config.rewards.rewards)
     rgb_geometry = any(
         s.name in GEOMETRY_REWARDS and dict(s.options).get("source", "rgb") != "latent"
@@ -795,7 +804,15 @@ def _reward_models(config: Any, conditioning: str) -> tuple[str, str]:
         chosen = options.get("judge", "tiny-quality")
         if s.name == "reconstruction" and len(weights) > 1 and weights[1] > 0:
             judge = "" if chosen in SHIPPED_JUDGES else "qwen_vl"
-    return estimator, judge
+    scorer = next(
+        (
+            "hpsv3"
+            for s in specs
+            if s.name == "quality" and dict(s.options).get("scorer") == "hpsv3"
+        ),
+        "",
+    )
+    return estimator, judge, scorer
 
 
 def run_shape(config: Any, conditioning: str | None = None) -> RunShape:
@@ -810,7 +827,7 @@ def run_shape(config: Any, conditioning: str | None = None) -> RunShape:
     pixels = any(dict(r.options).get("source", "rgb") != "latent" for r in config.rewards.rewards)
     every = config.logging.truth_every
     decodes = 1.0 if pixels else (1.0 / every if every > 0 else 0.0)
-    estimator, judge = _reward_models(config, cond)
+    estimator, judge, scorer = _reward_models(config, cond)
     notes = []
     if m.trainable != "lora" and (config.rl.kl_beta > 0 or config.eval.base_tail_steps > 0):
         notes.append("a frozen reference copy of the transformer (KL or base-tail evaluation)")
@@ -828,6 +845,7 @@ def run_shape(config: Any, conditioning: str | None = None) -> RunShape:
         decodes_per_step=decodes,
         estimator=estimator,
         judge=judge,
+        scorer=scorer,
         notes=tuple(notes),
     )
 
@@ -893,7 +911,7 @@ def _plan(config: Any, shape: RunShape, gpus: int) -> RunPlan:
         "text encoder (UMT5-XXL, bf16)": 0.0 if random_policy else 2.0 * umt5_params(),
         "VAE (fp32)": 4.0 * vae_params(),
     }
-    for key in (shape.estimator, shape.judge):
+    for key in (shape.estimator, shape.judge, shape.scorer):
         if key:
             model = REWARD_MODELS[key]
             memory[f"{model.name} weights"] = model.params * model.bytes_per_param
@@ -1017,7 +1035,7 @@ def format_plan(config: Any, shape: RunShape, plans: list[RunPlan]) -> str:
     for label, values in rows:
         lines.append(label.ljust(width) + "".join(v.rjust(cols[i]) for i, v in enumerate(values)))
     rate = calibrated_flops_per_s()
-    models = [REWARD_MODELS[k] for k in (shape.estimator, shape.judge) if k]
+    models = [REWARD_MODELS[k] for k in (shape.estimator, shape.judge, shape.scorer) if k]
     assumptions = [
         f"an H200: {rate / 1e12:.0f} TFLOP/s achieved in bf16 matmuls and attention "
         f"(calibrated on the issue-6 1.3B update's forward), "
@@ -1029,7 +1047,8 @@ def format_plan(config: Any, shape: RunShape, plans: list[RunPlan]) -> str:
         "every model resident on the GPU for the whole step, as the trainer keeps them",
         "gradients and AdamW states of every trained weight held through the update",
         "communication not counted (FSDP and DDP overlap it on NVLink; across nodes they may not)",
-        "not counted: the view judge's and the splat fit's seconds, source encodes, eval",
+        "not counted: the view judge's, the quality scorer's and the splat fit's seconds, "
+        "source encodes, eval",
     ]
     lines += ["", "assumes:"] + [f"  * {a}" for a in assumptions]
     return "\n".join(lines) + "\n"
