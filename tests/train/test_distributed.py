@@ -80,6 +80,7 @@ def data_dir(tmp_path_factory):
 def _one_step(config, run_dir: str) -> dict:
     trainer = GRPOTrainer(config, run_dir)
     before = {n: full_tensor(p.detach()).clone() for n, p in trainer.trainable}
+    evaluation = trainer.evaluate(0)["per_condition"]
     roll, _ = trainer.collect(0)
     trainer.update(roll, 0)
     weights = {n: full_tensor(p.detach()).clone() for n, p in trainer.trainable}
@@ -88,6 +89,7 @@ def _one_step(config, run_dir: str) -> dict:
         "rewards": roll.rewards.clone(),
         "weights": weights,
         "before": before,
+        "evaluation": evaluation,
         "rank": trainer.ctx.rank,
         "world": trainer.ctx.world_size,
     }
@@ -114,11 +116,15 @@ def check_ok(results: list) -> None:
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_ranks_make_the_update_of_one_process(strategy, data_dir, tmp_path):
-    config = tiny("overfit", data_dir, *SPLIT, f"distributed.strategy={strategy}")
+    evaluated = ("eval.val_conditions=3", "eval.train_conditions=1", "eval.videos=0")
+    config = tiny("overfit", data_dir, *SPLIT, *evaluated, f"distributed.strategy={strategy}")
     alone = _one_step(config, str(tmp_path / "alone"))
     ranks = spawn("one_step", (config, str(tmp_path / "two")), tmp_path)
     check_ok(ranks)
     assert [r["world"] for r in ranks] == [2, 2]
+    # 3 val conditions shared 2 + 1 evaluate as on one process
+    assert len(alone["evaluation"]["val"]["truth/psnr"]) == 3
+    assert ranks[0]["evaluation"] == alone["evaluation"] == ranks[1]["evaluation"]
     # the group of 4 is split 2 + 2, yet each rank normalised over the whole group
     torch.testing.assert_close(ranks[0]["rewards"], alone["rewards"], rtol=0, atol=0)
     split = torch.cat([r["advantages"] for r in ranks])

@@ -97,10 +97,6 @@ class DistributedContext:
         dist.all_gather_object(parts, obj)
         return parts
 
-    def all_true(self, flag: bool) -> bool:
-        """Whether ``flag`` holds on every rank (so all ranks take the same branch)."""
-        return all(self.gather_objects(bool(flag)))
-
 
 def shard_rows(total: int, rank: int, world_size: int) -> Shard:
     size = math.ceil(total / world_size)

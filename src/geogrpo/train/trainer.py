@@ -73,7 +73,7 @@ from geogrpo.train.distributed import (
 from geogrpo.train.logging import NullLogger, RunLogger
 from geogrpo.train.plots import plot_run
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
-from geogrpo.utils.video import model_to_frames, write_video
+from geogrpo.utils.video import model_to_frames, to_uint8, write_video
 
 
 def seed_for(seed: int, step: int, purpose: str) -> int:
@@ -772,10 +772,12 @@ class GRPOTrainer:
                 metrics[f"eval/{split}/{key}"] = mean
             per_condition[split] = {k: v for k, v in table.items() if "watchdog/" not in k}
             if split == "val" and e.videos and not (base_tail or sde):
-                first = [video[i] for i in range(min(shard.stop, e.videos) - shard.start)]
+                # as the 8-bit frames the video file holds: a quarter of the bytes to gather
+                first = [to_uint8(video[i]) for i in range(min(shard.stop, e.videos) - shard.start)]
                 shown = [v for part in self.ctx.gather_objects(first) for v in part]
                 if self.ctx.is_main:
-                    self._write_side_by_side(step, everything, torch.stack(shown))
+                    frames = torch.stack([torch.from_numpy(v) for v in shown]).float() / 255.0
+                    self._write_side_by_side(step, everything, frames)
         return {"metrics": metrics, "per_condition": per_condition}
 
     def _eval_velocity(self, condition: Condition, grid: Tensor, tail: int) -> Callable:
