@@ -67,6 +67,21 @@ def test_shifted_content_lowers_it(static_clip, reward):
     assert all(a > b for a, b in itertools.pairwise(scores))
 
 
+def test_a_term_of_weight_zero_is_not_computed_and_the_score_is_unchanged(static_clip):
+    class Refuses:
+        def distance(self, *args):
+            raise AssertionError("the perceptual term has weight 0 and must not run")
+
+    batch = batch_of(static_clip, blur(static_clip.rgb[None], 1.0))
+    out = ViewFidelityReward((1.0, 1.0, 0.0, 0.0), perceptual=Refuses())(batch)
+    psnr, ssim = out.diagnostics["psnr_visible"], out.diagnostics["ssim_visible"]
+    expected = ((psnr / 40.0).clamp(0, 1) + ssim.clamp(0, 1)) / 2
+    torch.testing.assert_close(out.scores, expected)
+    assert torch.isnan(out.diagnostics["perceptual_distance"]).all()
+    with pytest.raises(AssertionError, match="must not run"):  # a weight > 0 does run it
+        ViewFidelityReward((1.0, 1.0, 0.5, 0.0), perceptual=Refuses())(batch)
+
+
 def test_embedded_perceptual_distance_is_zero_on_identity_and_grows_with_blur(static_clip):
     d = EncoderPerceptualDistance()
     frames = static_clip.rgb

@@ -76,6 +76,7 @@ class ViewFidelityReward:
     * an image-quality score in [0, 1] per frame, averaged (weight 0 unless a scorer is given).
 
     The paper weights these terms with a vector it does not print; ``weights`` defaults to equal.
+    A term of weight 0 is not computed; its diagnostic is NaN.
     """
 
     name = "view_fidelity"
@@ -128,8 +129,11 @@ class ViewFidelityReward:
         ssim = masked_ssim(video, ref, batch.visible)
         n, f = video.shape[:2]
         flat = video.reshape(n * f, *video.shape[2:])
-        dist = self.perceptual.distance(flat, src.reshape(n * f, *src.shape[2:]))
-        dist = dist.reshape(n, f).mean(dim=1)
+        if self.weights[2] > 0:
+            dist = self.perceptual.distance(flat, src.reshape(n * f, *src.shape[2:]))
+            dist = dist.reshape(n, f).mean(dim=1)
+        else:  # a term that does not count is not computed (it was most of the reward's time)
+            dist = torch.full((n,), float("nan"))
         quality = (
             self.quality.score(flat).reshape(n, f).mean(dim=1)
             if self.quality is not None
@@ -139,7 +143,7 @@ class ViewFidelityReward:
             [
                 (psnr / self.psnr_ceiling).clamp(0, 1),
                 ssim.clamp(0, 1),
-                1 - dist.clamp(0, 1),
+                torch.nan_to_num(1 - dist.clamp(0, 1), nan=0.0),
                 torch.nan_to_num(quality.clamp(0, 1), nan=0.0),
             ],
             dim=1,

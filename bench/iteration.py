@@ -1,0 +1,125 @@
+"""Where a GRPO iteration's time goes, and what each method's saving buys, measured side by side.
+
+``phases``: one training iteration of every embedded recipe, split into the trainer's phases
+(rollout, decode, rewards, ground-truth diagnostic, update), median over repeats.
+
+``plans``: one recipe under the step plans the methods propose, on the same work (same
+conditions, group size and rewards): every step an SDE step and trained (Flow-GRPO / DanceGRPO's
+full plan), MixGRPO's sliding window, Flow-GRPO-Fast's short window, and VGGRPO's denoising
+reduction (half the rollout steps). The variants' trainers are built once and their iterations
+interleaved (A B C D A B C D ...), so that a machine slowing down hits every variant alike; the
+table prints medians and each one's ratio to the full plan.
+
+    python bench/iteration.py phases [--repeats 3]
+    python bench/iteration.py plans [--recipe geo_align] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+
+import torch
+
+from geogrpo.train.config import load_config
+from geogrpo.train.trainer import GRPOTrainer
+
+PHASES = ("rollout", "decode", "reward", "truth", "update")
+RECIPES = ("geo_align", "devis_grpo", "vggrpo", "world_r1", "camera_fidelity")
+# Quiet, no evaluation, no checkpoint: only the iteration is timed.
+TIMING = (
+    "eval.every=0",
+    "eval.train_conditions=0",
+    "eval.val_conditions=0",
+    "checkpoint.every=0",
+    "logging.tensorboard=false",
+    "logging.progress=false",
+    "data.workers=1",
+)
+
+
+def plan_variants(recipe: str) -> dict[str, tuple[str, ...]]:
+    """The step plans compared, as overrides of ``recipe`` (its grid of denoising steps kept)."""
+    steps = load_config(recipe).sampling.num_inference_steps
+    return {
+        "full SDE (Flow-GRPO)": ("sampling.schedule=full",),
+        "sliding window (MixGRPO)": (
+            "sampling.schedule=sliding_window",
+            f"sampling.window_size={max(1, round(steps * 4 / 25))}",  # MixGRPO: 4 of 25
+        ),
+        "Flow-GRPO-Fast": ("sampling.schedule=flow_grpo_fast", "sampling.window_size=2"),
+        "denoising reduction (VGGRPO)": (
+            "sampling.schedule=full",
+            f"sampling.num_inference_steps={max(2, steps // 2)}",
+        ),
+    }
+
+
+def build(recipe: str, overrides: Sequence[str], data_dir: str | None) -> GRPOTrainer:
+    more = [f"data.data_dir={data_dir}"] if data_dir else []
+    config = load_config(recipe, overrides=[*TIMING, *more, *overrides])
+    return GRPOTrainer(config, tempfile.mkdtemp(prefix="bench_iteration_"))
+
+
+def timed_step(trainer: GRPOTrainer, step: int) -> dict[str, float]:
+    start = time.perf_counter()
+    row = trainer.train_step(step)
+    out = {p: row[f"time/{p}"] for p in PHASES}
+    out["total"] = time.perf_counter() - start
+    return out
+
+
+def interleaved(trainers: dict[str, GRPOTrainer], repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds per phase of each trainer, iterations interleaved after one warm-up each."""
+    for trainer in trainers.values():
+        trainer.train_step(0)
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
+    for step in range(1, repeats + 1):
+        for name, trainer in trainers.items():
+            samples[name].append(timed_step(trainer, step))
+    return {
+        name: {key: statistics.median(s[key] for s in rows) for key in rows[0]}
+        for name, rows in samples.items()
+    }
+
+
+def table(medians: dict[str, dict[str, float]], reference: str | None = None) -> str:
+    head = "| variant | " + " | ".join(PHASES) + " | total s | share in rollout + update |"
+    lines = [head, "|" + "---|" * (len(PHASES) + 3)]
+    if reference:
+        lines[0] += " vs " + reference.split(" (")[0] + " |"
+        lines[1] += "---|"
+    for name, m in medians.items():
+        cells = " | ".join(f"{m[p]:.2f}" for p in PHASES)
+        policy = (m["rollout"] + m["update"]) / m["total"]
+        line = f"| {name} | {cells} | {m['total']:.2f} | {policy:.0%} |"
+        if reference:
+            line += f" {m['total'] / medians[reference]['total']:.2f}x |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("phases", "plans"))
+    parser.add_argument("--recipe", default="geo_align", help="plans: the recipe compared")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", default=None, help="rendered items (default: the recipe's)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.what == "phases":
+        trainers = {r: build(r, (), args.data_dir) for r in RECIPES}
+        print(table(interleaved(trainers, args.repeats)))
+        return
+    variants = plan_variants(args.recipe)
+    trainers = {name: build(args.recipe, o, args.data_dir) for name, o in variants.items()}
+    medians = interleaved(trainers, args.repeats)
+    print(f"{args.recipe}: median of {args.repeats} interleaved iterations")
+    print(table(medians, reference=next(iter(variants))))
+
+
+if __name__ == "__main__":
+    main()
