@@ -7,7 +7,15 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from geogrpo.rl.sde import SDE_STEPS, GaussianStep, cps_step, flow_grpo_step, ode_step, sde_step
+from geogrpo.rl.sde import (
+    SDE_STEPS,
+    GaussianStep,
+    cps_step,
+    draw_noise,
+    flow_grpo_step,
+    ode_step,
+    sde_step,
+)
 
 KINDS = ("flow_grpo", "dance_grpo", "cps")
 
@@ -203,3 +211,15 @@ def test_gaussian_step_sample_has_the_requested_moments():
     xs = step.sample(torch.Generator().manual_seed(0))
     assert float(xs.mean()) == pytest.approx(2.0, abs=0.01)
     assert float(xs.std()) == pytest.approx(0.3, abs=0.01)
+
+
+def test_per_sample_generators_make_each_row_independent_of_its_batch():
+    def gens(seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    whole = draw_noise((4, 3, 5), gens([10, 11, 12, 13]), torch.float32)
+    halves = [draw_noise((2, 3, 5), gens(s), torch.float32) for s in ([10, 11], [12, 13])]
+    assert torch.equal(whole, torch.cat(halves))
+    assert not torch.equal(whole[0], whole[1])
+    with pytest.raises(ValueError, match="3 generators for a batch of 4"):
+        draw_noise((4, 3), gens([1, 2, 3]), torch.float32)
