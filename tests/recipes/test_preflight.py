@@ -177,3 +177,16 @@ def test_train_at_full_scale_stops_before_loading_with_every_missing_file(
     assert "models/map-anything  (rewards.estimator_options.model_dir" in err
     assert "models/HPSv3  (rewards.quality.options.checkpoint_path" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_v2v_run_that_estimates_its_sources_needs_the_estimator(tmp_path, monkeypatch):
+    """No geometry reward, but camera_v2v with reference_geometry: estimated builds the
+    estimator for the sources; a t2v run with the same rewards does not."""
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / WAN, WAN_FILES, transformer=CONFIGS["wan2.1-t2v-1.3b"])
+    rewards = ["rewards.rewards=[{name: quality}]", "rewards.reference_geometry=estimated"]
+    v2v = load_config("geo_align", scale="full", overrides=rewards)
+    with pytest.raises(FileNotFoundError, match="models/map-anything  \\(rewards.estimator"):
+        check_full_scale_files(v2v)
+    t2v = load_config("geo_align", scale="full", overrides=[*rewards, "model.conditioning=t2v"])
+    check_full_scale_files(t2v)

@@ -208,17 +208,17 @@ def external_scorer_folder(options: dict[str, Any]) -> Folder:
     return code
 
 
-GEOMETRY_REWARDS = ("trajectory", "smoothness", "reprojection", "reconstruction")
-
-
 def uses_estimator(config: Any) -> bool:
-    """Whether the run builds ``rewards.estimator``: a geometry reward reads it, view_fidelity
-    estimates the source's geometry with it, ADEVIS estimates each stage's depth."""
+    """Whether the estimator's files must be there: the run builds it
+    (:func:`~geogrpo.train.plan.builds_estimator`), or a reward that reads estimated geometry is
+    named at all (a latent geometry reward, view_fidelity with estimated geometry)."""
+    from geogrpo.train.plan import GEOMETRY_REWARDS, builds_estimator, resolve_conditioning
+
     names = {spec.name for spec in config.rewards.rewards}
     return bool(
         names & set(GEOMETRY_REWARDS)
         or ("view_fidelity" in names and config.rewards.reference_geometry == "estimated")
-        or config.data.adevis_strategies
+        or builds_estimator(config, resolve_conditioning(config)[0])
     )
 
 

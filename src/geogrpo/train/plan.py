@@ -759,8 +759,9 @@ def resolve_conditioning(config: Any, override: str | None = None) -> tuple[str,
     if policy in SHIPPED:
         return SHIPPED[policy][1], f"the shipped policy {policy}"
     saved = policy_dir(policy) / "policy.json"
-    if saved.is_file():
-        return json.loads(saved.read_text(encoding="utf-8"))["conditioning"], f"from {saved}"
+    named = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
+    if named.get("conditioning"):
+        return named["conditioning"], f"from {saved}"
     if config.data.kind == "clips":
         return "t2v", "from data.kind clips"
     name = "reproj_v2v" if config.data.adevis_strategies else "camera_v2v"
@@ -784,19 +785,26 @@ def kept_states(sampling: Any) -> int:
     return k + 1
 
 
-def _reward_models(config: Any, conditioning: str) -> tuple[str, str, str]:
-    """(estimator, judge, quality scorer) the run's rewards load on the GPU ("" for none or
-    CPU-size ones)."""
-    specs = list(config.rewards.rewards)
+def builds_estimator(config: Any, conditioning: str) -> bool:
+    """Whether a run builds ``rewards.estimator``: an RGB geometry reward reads it, a v2v run
+    with ``reference_geometry: estimated`` estimates its sources with it, ADEVIS estimates each
+    stage's depth with it. Latent geometry rewards read tinygeo's Latent Geometry Model."""
     rgb_geometry = any(
         s.name in GEOMETRY_REWARDS and dict(s.options).get("source", "rgb") != "latent"
-        for s in specs
+        for s in config.rewards.rewards
     )
     estimated = conditioning in ("camera_v2v", "reproj_v2v") and (
         config.rewards.reference_geometry == "estimated"
     )
+    return bool(rgb_geometry or estimated or config.data.adevis_strategies)
+
+
+def _reward_models(config: Any, conditioning: str) -> tuple[str, str, str]:
+    """(estimator, judge, quality scorer) the run's rewards load on the GPU ("" for none or
+    CPU-size ones)."""
+    specs = list(config.rewards.rewards)
     name = config.rewards.estimator
-    estimator = name if (rgb_geometry or estimated) and name in REWARD_MODELS else ""
+    estimator = name if builds_estimator(config, conditioning) and name in REWARD_MODELS else ""
     judge = ""
     for s in specs:
         options = dict(s.options)
