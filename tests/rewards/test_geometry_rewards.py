@@ -184,6 +184,19 @@ def test_reprojection_leaves_each_views_own_points_out():
     )
 
 
+def test_reprojection_never_draws_a_views_own_points_with_float32_rotations():
+    """Estimated rotations are orthonormal to float32 only, so ``invert_pose`` misplaces a
+    camera's centre by ~1e-6: a view's own points parked there would land in front of it and
+    draw a pixel at depth ~0 (error 1). Two identical views of one plane must agree."""
+    k = torch.tensor([[24.0, 0, 12], [0, 24, 12], [0, 0, 1]], dtype=torch.float64).expand(2, 3, 3)
+    w2c = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    w2c[:, :3, :3] *= 1 + 1e-6  # R R^T = (1 + 2e-6) I, as after a float32 Gram-Schmidt
+    w2c[:, 2, 3] = -1.0
+    depth = torch.full((2, 24, 24), 2.0)
+    errors = reprojection_errors(depth, torch.ones_like(depth), w2c, k)
+    assert errors.max() < 1e-4  # one leaked pixel of 576 would give 1.7e-3
+
+
 def test_bad_samples_are_masked_with_reasons(dynamic_clip):
     est = truth(dynamic_clip)
     two = GeometryEstimate(

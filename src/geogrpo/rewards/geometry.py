@@ -23,7 +23,7 @@ from geogrpo.rewards.base import (
     estimate_geometry,
     finalize,
 )
-from geogrpo.utils.checks import check_choice, check_int_range, check_positive
+from geogrpo.utils.checks import check_choice, check_int_range, check_ndim, check_positive
 
 # --- pure functions ---------------------------------------------------------------------------
 
@@ -88,10 +88,12 @@ def reprojection_errors(
     pts, frame_of = pts[mask], frame_of[mask]  # [N, 3], [N]
     if pts.shape[0] == 0:
         return torch.full((f,), float("nan"), dtype=torch.float64)
-    centers = invert_pose(w2c.double())[:, :3, 3]  # [F, 3]
-    # In view j, view j's own points are moved onto its camera centre (z = 0: never drawn).
+    c2w = invert_pose(w2c.double())
+    # In view j, view j's own points are moved one unit behind its camera (z = -1: never drawn;
+    # onto the centre itself, z would be +-1e-6 for float32-orthonormal rotations, and drawn).
+    behind = c2w[:, :3, 3] - c2w[:, :3, 2]  # [F, 3]
     own = frame_of[None, :] == torch.arange(f)[:, None]  # [F, N]
-    per_view = torch.where(own[..., None], centers[:, None, :], pts[None])  # [F, N, 3]
+    per_view = torch.where(own[..., None], behind[:, None, :], pts[None])  # [F, N, 3]
     rendered = splat_points(
         per_view,
         torch.zeros(f, pts.shape[0], 1, dtype=pts.dtype),
@@ -202,11 +204,19 @@ class TrajectoryReward:
         b, _ = batch.size()
         if batch.target_w2c is None:
             return all_masked(b, "target_w2c: the trajectory reward needs the requested cameras")
+        check_ndim("target_w2c", batch.target_w2c, 4, "[B, F, 4, 4]")
+        if batch.target_w2c.shape[-2:] != (4, 4):
+            raise ValueError(
+                f"target_w2c: expected [B, F, 4, 4] cameras, got {tuple(batch.target_w2c.shape)}"
+            )
         geo, masked = _geometry(batch, self.estimator, 2, self.diagnostics)
         if masked is not None:
             return masked
         assert geo is not None
+        # a sample asked for non-finite cameras is masked, not the batch (the reward contract)
         target = batch.target_w2c.double()
+        bad_target = ~torch.isfinite(target.flatten(1)).all(dim=1)
+        target = torch.where(bad_target[:, None, None, None], torch.eye(4).to(target), target)
         if target.shape[1] != geo.w2c.shape[1]:
             return all_masked(
                 b,
@@ -217,6 +227,9 @@ class TrajectoryReward:
         target = relative_to_first(target)
         est = relative_to_first(geo.w2c.double())
         valid, reasons = geo.valid.clone(), list(geo.reasons)
+        for i in torch.nonzero(bad_target).flatten().tolist():
+            valid[i] = False
+            reasons[i] = reasons[i] or "target_w2c has NaN or infinite entries in this sample"
         if self.align == "sim3":  # per sample: a degenerate fit masks that sample only
             aligned = []
             for i in range(b):
