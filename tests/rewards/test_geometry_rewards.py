@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from geogrpo.camera.se3 import make_pose, so3_exp
+from geogrpo.geometry.projection import unproject_depth
+from geogrpo.geometry.warp import splat_points
 from geogrpo.perception.base import GeometryEstimate, KnownGeometry, estimate_from_truth
 from geogrpo.recipes.build import build_reward
 from geogrpo.rewards.base import RewardBatch
@@ -195,6 +197,41 @@ def test_reprojection_never_draws_a_views_own_points_with_float32_rotations():
     depth = torch.full((2, 24, 24), 2.0)
     errors = reprojection_errors(depth, torch.ones_like(depth), w2c, k)
     assert errors.max() < 1e-4  # one leaked pixel of 576 would give 1.7e-3
+
+
+def splat_reference(depth, confidence, w2c, k, threshold, stride):
+    """reprojection_errors written view by view over splat_points (slow, obviously right)."""
+    f, h, w = depth.shape
+    keep = (confidence >= threshold) & (depth > 0)
+    safe = torch.where(keep, depth, torch.ones_like(depth)).double()
+    points = unproject_depth(safe, k, w2c)[:, ::stride, ::stride]  # [F, h', w', 3]
+    sub = keep[:, ::stride, ::stride]
+    errors = []
+    for j in range(f):
+        others = torch.cat([points[i][sub[i]] for i in range(f) if i != j])  # [N, 3]
+        out = splat_points(others[None], others[None, :, :1], k[j], w2c[j, None], h, w)
+        compare = out.visible[0] & keep[j]
+        rel = ((out.depth[0] - depth[j].double()).abs() / safe[j]).clamp(max=1.0)
+        errors.append((rel * compare).sum() / compare.sum() if compare.any() else math.nan)
+    return torch.tensor(errors, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("threshold", "stride"), [(0.5, 1), (0.8, 2)])
+def test_reprojection_equals_view_by_view_splatting(threshold, stride):
+    """The one-pass z-buffer against splat_points, on cameras that see parts of each other
+    (points behind a camera, outside its image, hidden behind nearer ones, masked ones)."""
+    g = torch.Generator().manual_seed(0)
+    f, h, w = 5, 20, 24
+    k = torch.tensor([[20.0, 0, 12], [0, 22, 10], [0, 0, 1]], dtype=torch.float64).expand(f, 3, 3)
+    rot = so3_exp(torch.randn(f, 3, generator=g, dtype=torch.float64) * 0.4)
+    w2c = make_pose(rot, torch.randn(f, 3, generator=g, dtype=torch.float64))
+    depth = 1 + 3 * torch.rand(f, h, w, generator=g)
+    depth[:, :3] = 0  # unknown
+    confidence = torch.rand(f, h, w, generator=g)
+    errors = reprojection_errors(depth, confidence, w2c, k, threshold, stride)
+    expected = splat_reference(depth, confidence, w2c, k, threshold, stride)
+    assert torch.isfinite(expected).sum() >= 3
+    torch.testing.assert_close(errors, expected, equal_nan=True, rtol=1e-12, atol=1e-12)
 
 
 def test_bad_samples_are_masked_with_reasons(dynamic_clip):

@@ -12,9 +12,8 @@ import torch
 from torch import Tensor
 
 from geogrpo.camera.metrics import align_trajectory, weighted_trajectory_error
-from geogrpo.camera.se3 import camera_centers, invert_pose, relative_to_first, so3_log
+from geogrpo.camera.se3 import camera_centers, relative_to_first, so3_log
 from geogrpo.geometry.projection import unproject_depth
-from geogrpo.geometry.warp import splat_points
 from geogrpo.perception.base import GeometryEstimate, GeometryEstimator
 from geogrpo.rewards.base import (
     RewardBatch,
@@ -77,34 +76,37 @@ def reprojection_errors(
     and are static in ``j``. Leaving view ``j``'s own points out makes the error measure whether
     the other views agree with it (with them in, every view trivially reproduces itself). NaN
     for a view with no comparable pixel.
+
+    The splat is a depth-only z-buffer (what
+    :func:`~geogrpo.geometry.warp.splat_points` computes, without colours or winners): all
+    ``F x N`` projections at once, own points masked, out-of-view points sent to one spare cell.
     """
     f, h, w = depth.shape
     keep = (confidence >= threshold) & (depth > 0)
     safe = torch.where(keep, depth, torch.ones_like(depth)).double()
-    points = unproject_depth(safe, intrinsics.double(), w2c.double())  # [F, H, W, 3]
+    w2c, k = w2c.double(), intrinsics.double()
+    points = unproject_depth(safe, k, w2c)  # [F, H, W, 3]
     sub = (slice(None), slice(None, None, stride), slice(None, None, stride))
     pts, mask = points[sub].reshape(f, -1, 3), keep[sub].reshape(f, -1)
     frame_of = torch.arange(f)[:, None].expand_as(mask)
     pts, frame_of = pts[mask], frame_of[mask]  # [N, 3], [N]
-    if pts.shape[0] == 0:
+    n = pts.shape[0]
+    if n == 0:
         return torch.full((f,), float("nan"), dtype=torch.float64)
-    c2w = invert_pose(w2c.double())
-    # In view j, view j's own points are moved one unit behind its camera (z = -1: never drawn;
-    # onto the centre itself, z would be +-1e-6 for float32-orthonormal rotations, and drawn).
-    behind = c2w[:, :3, 3] - c2w[:, :3, 2]  # [F, 3]
-    own = frame_of[None, :] == torch.arange(f)[:, None]  # [F, N]
-    per_view = torch.where(own[..., None], behind[:, None, :], pts[None])  # [F, N, 3]
-    rendered = splat_points(
-        per_view,
-        torch.zeros(f, pts.shape[0], 1, dtype=pts.dtype),
-        intrinsics.double(),
-        w2c.double(),
-        h,
-        w,
-    )
-    compare = rendered.visible & keep
-    rel = ((rendered.depth - depth.double()).abs() / safe).clamp(max=1.0)
-    total = (rel * compare).sum(dim=(-1, -2))
+    proj = k @ w2c[:, :3, :]  # [F, 3, 4], K [R | t]
+    uvz = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], pts.T.expand(f, 3, n))  # [F, 3, N]
+    z = uvz[:, 2]
+    u, v = uvz[:, 0] / z, uvz[:, 1] / z  # [F, N] pixels (garbage where z <= 0: masked)
+    valid = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    valid &= frame_of[None, :] != torch.arange(f)[:, None]  # view j's own points never count
+    offset = torch.arange(f, dtype=z.dtype)[:, None] * (h * w)
+    cell = torch.where(valid, offset + v.floor() * w + u.floor(), float(f * h * w)).long()
+    zbuf = torch.full((f * h * w + 1,), torch.inf, dtype=z.dtype)
+    zbuf = zbuf.scatter_reduce_(0, cell.flatten(), z.flatten(), reduce="amin")
+    zbuf = zbuf[:-1].view(f, h, w)  # nearest depth drawn at each pixel, inf where none
+    compare = torch.isfinite(zbuf) & keep
+    rel = ((zbuf - depth.double()).abs() / safe).clamp(max=1.0)
+    total = torch.where(compare, rel, 0.0).sum(dim=(-1, -2))
     count = compare.sum(dim=(-1, -2))
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
 
