@@ -7,7 +7,10 @@ shipped policy runs that step (a velocity at t = 0.6 for a micro-batch, then the
 the step in the same process and on the same thread count, gives the peak the step is compared
 with. Medians over repeats.
 
-    python bench/compute_efficiency.py [--batch 8] [--repeats 5] [--threads 1]
+Each policy's step also runs with every transformer block compiled (``--compile inductor``,
+the trainer's ``model.compile``), interleaved with the eager one; the compile time is printed.
+
+    python bench/compute_efficiency.py [--batch 8] [--repeats 5] [--threads 1] [--compile no]
 """
 
 from __future__ import annotations
@@ -58,29 +61,57 @@ def training_step(policy: VideoPolicy, batch: int, frames: int, size: int):
     return step
 
 
-def measure(policy_name: str, batch: int, frames: int, size: int, repeats: int) -> dict:
-    policy = VideoPolicy.from_pretrained(policy_name)
+def lora_policy(name: str) -> VideoPolicy:
+    policy = VideoPolicy.from_pretrained(name)
     for p in policy.parameters():
         p.requires_grad_(False)
     policy.add_lora(16)
-    step = training_step(policy, batch, frames, size)
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    step_s, peak = [], []
-    for _ in range(repeats):  # interleaved: the peak and the step see the same machine state
-        peak.append(matmul_flops_per_s())
+    return policy
+
+
+def measure(
+    policy_name: str, batch: int, frames: int, size: int, repeats: int, backend: str
+) -> list[dict]:
+    """Eager (and, with a ``backend``, compiled) steps interleaved with the matmul peak, so
+    that all three see the same machine state."""
+    steps = {"eager": training_step(lora_policy(policy_name), batch, frames, size)}
+    compile_s = 0.0
+    if backend != "no":
+        policy = lora_policy(policy_name)
+        policy.compile_blocks(backend)
+        steps[backend] = training_step(policy, batch, frames, size)
         start = time.perf_counter()
-        step()
-        step_s.append(time.perf_counter() - start)
-    seconds, rate = statistics.median(step_s), statistics.median(peak)
-    return {
-        "policy": policy_name,
-        "gflop": flops / 1e9,
-        "seconds": seconds,
-        "achieved": flops / seconds,
-        "peak": rate,
-    }
+        steps[backend]()  # compiles; a second call to check nothing recompiles
+        steps[backend]()
+        compile_s = time.perf_counter() - start
+    with FlopCounterMode(display=False) as counter:
+        steps["eager"]()
+    flops = counter.get_total_flops()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    peak = []
+    for _ in range(repeats):
+        peak.append(matmul_flops_per_s())
+        for kind, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[kind].append(time.perf_counter() - start)
+    rate = statistics.median(peak)
+    eager_s = statistics.median(times["eager"])
+    rows = []
+    for kind, ts in times.items():
+        seconds = statistics.median(ts)
+        rows.append(
+            {
+                "policy": policy_name,
+                "run": kind if kind == "eager" else f"compiled ({kind}, {compile_s:.0f} s)",
+                "gflop": flops / 1e9,
+                "seconds": seconds,
+                "achieved": flops / seconds,
+                "peak": rate,
+                "speedup": eager_s / seconds,
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,21 +122,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--policies", nargs="*", default=list(SHIPPED))
+    parser.add_argument(
+        "--compile",
+        default="inductor",
+        choices=("no", "inductor", "aot_eager"),
+        help="also time the step with every block compiled (VideoPolicy.compile_blocks)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(
         f"forward + backward, micro-batch {args.batch}, {args.size}x{args.size}x{args.frames}, "
         f"LoRA r16, {args.threads} thread(s); peak: {MATMUL_SIZE}^3 float32 matmul\n"
     )
-    print("| policy | GFLOP a step | s a step | achieved GFLOP/s | matmul peak GFLOP/s | share |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| policy | run | GFLOP a step | s a step | achieved GFLOP/s | matmul peak GFLOP/s "
+        "| share | vs eager |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.policies:
-        r = measure(name, args.batch, args.frames, args.size, args.repeats)
-        print(
-            f"| {r['policy']} | {r['gflop']:.1f} | {r['seconds']:.3f} | {r['achieved'] / 1e9:.1f} "
-            f"| {r['peak'] / 1e9:.1f} | {r['achieved'] / r['peak']:.0%} |",
-            flush=True,
-        )
+        for r in measure(name, args.batch, args.frames, args.size, args.repeats, args.compile):
+            print(
+                f"| {r['policy']} | {r['run']} | {r['gflop']:.1f} | {r['seconds']:.3f} "
+                f"| {r['achieved'] / 1e9:.1f} | {r['peak'] / 1e9:.1f} "
+                f"| {r['achieved'] / r['peak']:.0%} | {r['speedup']:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,24 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+def _count_allreduces(trainer: GRPOTrainer) -> list[int]:
+    """A DDP comm hook counting the buckets all-reduced (the tiny adapters fit in one)."""
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    calls = [0]
+
+    def hook(state, bucket):
+        calls[0] += 1
+        return default_hooks.allreduce_hook(state, bucket)
+
+    trainer.policy.transformer.register_comm_hook(None, hook)
+    return calls
+
+
 def _one_step(config, run_dir: str) -> dict:
     trainer = GRPOTrainer(config, run_dir)
+    ddp = trainer.ctx.enabled and config.distributed.strategy == "ddp"
+    allreduces = _count_allreduces(trainer) if ddp else [0]
     before = {n: full_tensor(p.detach()).clone() for n, p in trainer.trainable}
     evaluation = trainer.evaluate(0)["per_condition"]
     roll, _ = trainer.collect(0)
@@ -92,6 +108,7 @@ def _one_step(config, run_dir: str) -> dict:
         "evaluation": evaluation,
         "rank": trainer.ctx.rank,
         "world": trainer.ctx.world_size,
+        "allreduces": allreduces[0],
     }
 
 
@@ -140,6 +157,9 @@ def test_two_ranks_make_the_update_of_one_process(strategy, data_dir, tmp_path):
         torch.testing.assert_close(ranks[1]["weights"][name], value, rtol=0, atol=tolerance)
         moved += float((value - alone["before"][name]).abs().sum())
     assert moved > 0  # the step changed the weights, so equal weights mean equal updates
+    if strategy == "ddp":  # one all-reduce per optimizer step, not per micro-batch and step
+        optimizer_steps = config.rl.inner_epochs * config.rl.minibatches
+        assert [r["allreduces"] for r in ranks] == [optimizer_steps] * 2
 
 
 def test_a_checkpoint_of_two_fsdp_ranks_resumes_on_one(data_dir, tmp_path):

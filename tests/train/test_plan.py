@@ -17,6 +17,7 @@ from geogrpo.train.plan import (
     block_saved_bytes,
     count_parameters,
     plan_run,
+    rollout_steps,
     predict_update,
     resolve_architecture,
     tokens_per_sample,
@@ -302,3 +303,24 @@ def test_cli_conditioning_override(capsys):
     assert "32,760 tokens" in capsys.readouterr().out
     assert main([*args, "--conditioning", "v2v"]) == 2
     assert "--conditioning: unknown 'v2v'" in capsys.readouterr().err
+
+
+def test_a_compressed_ode_tail_cuts_the_rollout_and_the_trainer_steps_that_grid():
+    from geogrpo.train.trainer import GRPOTrainer
+
+    window = (
+        "sampling.schedule=sliding_window",
+        "sampling.window_size=2",
+        "sampling.window_shift_interval=1",
+        "sampling.window_stride=1",
+    )
+    full = load_config("geo_align", overrides=list(window))
+    thin = load_config("geo_align", overrides=[*window, "sampling.ode_tail_ratio=0.4"])
+    trainer = GRPOTrainer.__new__(GRPOTrainer)
+    trainer.config = thin
+    plans = [trainer.plan(it) for it in range(9)]  # every window position of 10 steps
+    # an ODE tail of one or no step (the window's last two positions) has nothing to thin
+    assert [p.num_steps < 10 for p in plans] == [True] * 7 + [False] * 2
+    assert rollout_steps(thin.sampling) == pytest.approx(sum(p.num_steps for p in plans) / 9)
+    assert rollout_steps(full.sampling) == 10
+    assert plan_run(thin, 8).seconds["rollouts"] < plan_run(full, 8).seconds["rollouts"]

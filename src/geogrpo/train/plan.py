@@ -711,7 +711,7 @@ class RunShape:
     tokens: int
     count: ParamCount
     trained_steps: int
-    rollout_forwards: int  # per sample: steps x (2 under classifier-free guidance)
+    rollout_forwards: float  # per sample: steps (mean over window positions) x (2 under CFG)
     decodes_per_step: float  # share of steps that decode the rollouts
     estimator: str  # "" when no reward runs one
     judge: str  # "" when no reward runs a Qwen-VL judge
@@ -775,6 +775,26 @@ def trained_steps(sampling: Any) -> int:
     if sampling.schedule == "random_subset":
         return sampling.num_train_steps
     return sampling.num_inference_steps
+
+
+def rollout_steps(sampling: Any) -> float:
+    """Model calls of one rollout's denoising, averaged over the sliding window's positions
+    (MixGRPO-Flash's ``ode_tail_ratio`` thins the ODE grid after the window)."""
+    n = sampling.num_inference_steps
+    if sampling.schedule != "sliding_window" or sampling.ode_tail_ratio >= 1:
+        return float(n)
+    import torch
+
+    from geogrpo.rl.schedules import sliding_window_plan
+
+    grid = torch.linspace(1, 0, n + 1)
+    w, stride = sampling.window_size, sampling.window_stride
+    starts = range(0, n - w + 1, stride)  # one cycle of the window, one iteration per position
+    steps = [
+        sliding_window_plan(grid, w, it, stride=stride, ode_tail_ratio=sampling.ode_tail_ratio)
+        for it in range(len(starts))
+    ]
+    return sum(p.num_steps for p in steps) / len(steps)
 
 
 def kept_states(sampling: Any) -> int:
@@ -849,7 +869,7 @@ def run_shape(config: Any, conditioning: str | None = None) -> RunShape:
         tokens=tokens_per_sample(d.frames, height, width, cond),
         count=count,
         trained_steps=trained_steps(s),
-        rollout_forwards=s.num_inference_steps * (2 if s.guidance_scale != 1.0 else 1),
+        rollout_forwards=rollout_steps(s) * (2 if s.guidance_scale != 1.0 else 1),
         decodes_per_step=decodes,
         estimator=estimator,
         judge=judge,
@@ -1013,7 +1033,7 @@ def format_plan(config: Any, shape: RunShape, plans: list[RunPlan]) -> str:
         f"{'on' if m.gradient_checkpointing else 'off'}, {dist.strategy}"
         + (" with cpu offload" if dist.cpu_offload else ""),
         f"  a step: N x G = {s.conditions_per_step} x {s.group_size} samples, "
-        f"{shape.rollout_forwards} forwards each"
+        f"{shape.rollout_forwards:g} forwards each"
         + (" (CFG doubles them)" if s.guidance_scale != 1.0 else "")
         + f", {shape.trained_steps} trained steps x {rl.inner_epochs} inner epoch(s), "
         f"micro-batch {s.micro_batch_size}"
