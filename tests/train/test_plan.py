@@ -17,9 +17,9 @@ from geogrpo.train.plan import (
     block_saved_bytes,
     count_parameters,
     plan_run,
-    rollout_steps,
     predict_update,
     resolve_architecture,
+    rollout_steps,
     tokens_per_sample,
     trained_steps,
 )
