@@ -411,6 +411,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from geogrpo.train.checkpoint import RunStopped
     from geogrpo.train.distributed import close_distributed
     from geogrpo.train.trainer import GRPOTrainer
 
@@ -424,6 +425,9 @@ def _train(args: argparse.Namespace) -> int:
     try:
         trainer = GRPOTrainer(config, out, resume=args.resume)
         summary = trainer.train()
+    except RunStopped as err:  # a fault it must not go past; resumable from its checkpoint
+        print(f"stopped: {err}", file=sys.stderr)
+        return 3
     finally:
         close_distributed()
     if trainer.ctx.is_main:

@@ -14,7 +14,7 @@ reprojection rewards of one recipe, built with one estimator object
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -65,6 +65,17 @@ class RewardBatch:
             return b, f"batch fields disagree in size ({listed}); every field needs B entries"
         return b, ""
 
+    def select(self, rows: list[int]) -> RewardBatch:
+        """The samples ``rows`` as a batch of their own, with an empty cache (an estimate of the
+        whole batch is not reused)."""
+        picked = {
+            name: getattr(self, name)[rows]
+            for name in BATCH_FIELDS
+            if isinstance(getattr(self, name), Tensor)
+        }
+        prompts = [self.prompts[i] for i in rows] if self.prompts is not None else None
+        return replace(self, **picked, prompts=prompts, cache={})
+
 
 @dataclass
 class RewardOutput:
@@ -109,6 +120,60 @@ def all_masked(b: int, reason: str, diagnostics: tuple[str, ...] = ()) -> Reward
         torch.zeros(b, dtype=torch.bool),
         {k: nan for k in diagnostics},
         [reason] * b,
+    )
+
+
+def score_isolating_failures(
+    reward: Reward, batch: RewardBatch
+) -> tuple[RewardOutput, dict[int, str]]:
+    """``reward(batch)``, and the samples masked because the reward failed on them.
+
+    When the reward raises (an exception inside a perception model), each sample is scored
+    again on its own, so that only the samples it raises on are masked, with the exception as
+    their reason. A non-finite score the reward calls valid breaks the contract above and is
+    masked too. Returns the output and ``{sample: why}`` for each sample masked this way."""
+    b, _ = batch.size()
+    failed: dict[int, str] = {}
+    try:
+        out = reward(batch)
+    except Exception as err:
+        if b < 2:
+            failed = dict.fromkeys(range(b), _failure(reward, err))
+            out = all_masked(b, failed.get(0, ""))
+        else:
+            parts = []
+            for i in range(b):
+                try:
+                    parts.append(reward(batch.select([i])))
+                except Exception as one:
+                    failed[i] = _failure(reward, one)
+                    parts.append(all_masked(1, failed[i]))
+            out = _concat(parts)
+    broken = ~torch.isfinite(out.scores) & out.valid
+    if broken.any():
+        reasons = list(out.reasons) or [""] * b
+        for i in torch.nonzero(broken).flatten().tolist():
+            failed[i] = reasons[i] = (
+                f"{reward.name} returned the non-finite score {float(out.scores[i])}"
+            )
+        valid = out.valid & ~broken
+        out = replace(out, scores=torch.where(valid, out.scores, 0.0), valid=valid, reasons=reasons)
+    return out, failed
+
+
+def _failure(reward: Reward, err: Exception) -> str:
+    return f"{reward.name} raised {type(err).__name__}: {err}"
+
+
+def _concat(outs: list[RewardOutput]) -> RewardOutput:
+    """One output of per-sample outputs; a diagnostic some of them lack is NaN there."""
+    keys = sorted({k for o in outs for k in o.diagnostics})
+    nan = torch.full((1,), float("nan"))
+    return RewardOutput(
+        torch.cat([o.scores.float() for o in outs]),
+        torch.cat([o.valid for o in outs]),
+        {k: torch.cat([o.diagnostics.get(k, nan) for o in outs]) for k in keys},
+        [r for o in outs for r in (o.reasons or [""] * o.scores.numel())],
     )
 
 

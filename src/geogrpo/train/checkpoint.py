@@ -19,6 +19,7 @@ Both refuse to resume under changed settings and name them (:func:`changed_setti
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import warnings
@@ -162,15 +163,67 @@ def save_checkpoint(
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
-    except BaseException:
+    except BaseException as err:
         if ctx.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
+        cause = _os_error(err)
+        if cause is not None:
+            raise _write_failed(cause, final) from err
         raise
     if ctx.is_main:
         for old in list_checkpoints(folder)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     ctx.barrier()
     return final
+
+
+class RunStopped(RuntimeError):
+    """A run stopped on a fault it must not go past; the message says which, and what to do
+    before continuing from the checkpoint on disk with ``--resume auto``."""
+
+
+WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    """The file-system error behind a failed save: ``err`` itself, or the first one
+    ``torch.distributed.checkpoint`` wrapped in its ``CheckpointException`` (rank -> error)."""
+    if isinstance(err, OSError):
+        return err
+    for failure in getattr(err, "failures", {}).values():
+        if isinstance(failure[0], OSError):
+            return failure[0]
+    return None
+
+
+def _write_failed(err: OSError, final: Path) -> RunStopped:
+    why = WRITE_ERRORS.get(err.errno or 0, err.strerror or type(err).__name__)
+    earlier = list_checkpoints(final.parent)
+    kept = (
+        f"the previous checkpoint {earlier[-1]} is intact"
+        if earlier
+        else "there is no earlier checkpoint"
+    )
+    return RunStopped(
+        f"checkpoint: could not write {final}: {why} ({err}). The partial folder was removed and "
+        f"{kept}; free space in {final.parent} or make it writable, then continue with "
+        "--resume auto"
+    )
+
+
+def remove_interrupted(folder: Path) -> list[Path]:
+    """Delete the temporary folders of saves a killed run left (never read; the next save of
+    that step replaces its own anyway); returns them."""
+    left = sorted(folder.glob(f".tmp_{PREFIX}*")) if folder.is_dir() else []
+    for path in left:
+        shutil.rmtree(path, ignore_errors=True)
+    return left
 
 
 def _initialized() -> bool:

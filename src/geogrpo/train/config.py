@@ -331,6 +331,25 @@ class CheckpointConfig:
 
 
 @dataclass
+class TrainConfig:
+    max_bad_steps: int = _help(
+        "a step whose rewards, advantages, loss or gradient norm are not finite is skipped "
+        "(logged as fault/skipped_step with its cause); after this many in a row the run saves "
+        "a checkpoint and stops with the cause (may be raised on resume)",
+        3,
+    )
+    deterministic: bool = _help(
+        "deterministic GPU kernels: torch.use_deterministic_algorithms, "
+        "CUBLAS_WORKSPACE_CONFIG=:4096:8 and the math attention backend (slower; the CPU is "
+        "deterministic either way)",
+        False,
+    )
+
+    def __post_init__(self) -> None:
+        _positive("train.max_bad_steps", self.max_bad_steps)
+
+
+@dataclass
 class DistributedConfig:
     strategy: str = _help(
         "how ranks share the model under torchrun: ddp (every rank holds the whole model, "
@@ -371,6 +390,7 @@ class GRPOConfig:
     eval: EvalConfig = _help("evaluation on fixed conditions", factory=EvalConfig)
     logging: LoggingConfig = _help("logging", factory=LoggingConfig)
     checkpoint: CheckpointConfig = _help("checkpoints", factory=CheckpointConfig)
+    train: TrainConfig = _help("fault tolerance and determinism of the loop", factory=TrainConfig)
     distributed: DistributedConfig = _help(
         "multi-process training under torchrun", factory=DistributedConfig
     )

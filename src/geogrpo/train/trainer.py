@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from geogrpo.models.policy import VideoPolicy
 from geogrpo.models.wan import cast_frozen
 from geogrpo.perception.quality import LAPLACIAN
 from geogrpo.recipes.build import Shared, build_rewards, needs_pixels
+from geogrpo.rewards.base import score_isolating_failures
 from geogrpo.rl.advantages import clip_advantages, group_advantages, multi_reward_advantages
 from geogrpo.rl.losses import gaussian_kl, grpo_step_loss, timestep_loss_weights
 from geogrpo.rl.rollout import DenoisingPath, denoise
@@ -128,10 +131,26 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     return peak
 
 
+def make_deterministic() -> None:
+    """Deterministic kernels for this process (``train.deterministic``): the same inputs give
+    the same bits on a GPU too. cuBLAS gets a fixed workspace (read when its first handle is
+    made, so this runs before the model moves to the GPU), attention runs on the math backend
+    (the flash and memory-efficient backwards accumulate with atomics), and any other operation
+    without a deterministic kernel raises instead of running (index_add, scatter_add and the
+    like on CUDA)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.enable_flash_sdp(False)
+    torch.backends.cuda.enable_mem_efficient_sdp(False)
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 @dataclass
 class Rollout:
     """Everything one step's groups produced, read and written by each stage of the step."""
 
+    step: int
     conditions: ConditionBatch  # this rank's padded shard [b] of the step's B = N * G
     condition: Condition  # prepared, [b]
     plan: StepPlan
@@ -145,6 +164,15 @@ class Rollout:
     global_mask: Tensor | None = None  # [B] bool, the same for every rank
     active: list[int] = field(default_factory=list)  # reward indices used this step
     diagnostics: dict[str, float] = field(default_factory=dict)
+    fault: Fault | None = None  # why this step's update was skipped (from there on)
+
+
+@dataclass
+class Fault:
+    """Why a step was skipped: ``cause`` is reward, advantage, loss or grad."""
+
+    cause: str
+    detail: str
 
 
 class GRPOTrainer:
@@ -169,6 +197,8 @@ class GRPOTrainer:
             self.ctx.world_size, config.sampling.conditions_per_step, config.sampling.group_size
         )
         torch.set_num_threads(config.model.torch_threads)
+        if config.train.deterministic:
+            make_deterministic()
         torch.manual_seed(config.seed)
         self.device = torch.device(config.model.device)
         if self.device.type == "cuda" and self.device.index is None and self.ctx.enabled:
@@ -207,6 +237,8 @@ class GRPOTrainer:
         )
         self.step = 0
         self.evals: dict[int, dict[str, Any]] = {}
+        self.bad_steps = 0  # skipped steps in a row, up to the step reached
+        self.last_fault: Fault | None = None
         if resume is not None:
             self._resume(resume)
 
@@ -419,7 +451,7 @@ class GRPOTrainer:
             micro_batch=s.micro_batch_size,
         )
         return Rollout(
-            conditions=conditions, condition=condition, plan=plan, path=path, shard=shard
+            conditions=conditions, condition=condition, plan=plan, path=path, shard=shard, step=step
         )
 
     def active_rewards(self, step: int) -> list[int]:
@@ -452,12 +484,14 @@ class GRPOTrainer:
         g, shard = s.group_size, rollout.shard
         latents = rollout.path.latents[: shard.real].cpu()
         batch = self._real(rollout).reward_batch(rollout.video, latents)
-        scores, valid = [], []
+        scores, valid, failures = [], [], []
         for k in rollout.active:
-            name, _, reward = self.rewards[k]
-            out = reward(batch)
+            _, _, reward = self.rewards[k]
+            out, failed = score_isolating_failures(reward, batch)
             scores.append(out.scores.double())
             valid.append(out.valid)
+            failures += [f"sample {shard.start + i}: {why}" for i, why in failed.items()]
+        failures = [f for part in self.ctx.gather_objects(failures) for f in part]
         # every rank's samples, so that groups split over ranks normalise as one
         r = self.ctx.gather_rows(torch.stack(scores, dim=-1)).reshape(-1, g, len(scores))
         v = self.ctx.gather_rows(torch.stack(valid, dim=-1)).reshape(-1, g, len(scores))
@@ -469,6 +503,20 @@ class GRPOTrainer:
             adv = group_advantages(combined, rl.std_mode, sample_valid=v.all(dim=-1))
         flat, group_mask = adv.flat()
         sample_ok = v.all(dim=-1).reshape(-1)
+        if failures:
+            rollout.diagnostics["fault/reward_masked"] = float(len(failures))
+            self._warn(
+                f"step {rollout.step}: masked {len(failures)} sample(s) a reward failed on: "
+                + "; ".join(failures)
+            )
+            if not sample_ok.any():
+                rollout.fault = Fault("reward", f"no sample left to learn from ({failures[0]})")
+        if not torch.isfinite(flat).all():
+            bad = int((~torch.isfinite(flat)).sum())
+            rollout.fault = rollout.fault or Fault(
+                "advantage", f"{bad} of {flat.numel()} advantages are not finite"
+            )
+            flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
         rollout.rewards, rollout.reward_valid = r, v
         rollout.global_mask = group_mask & sample_ok
         every = clip_advantages(flat, rl.adv_clip_max).float()  # [B]
@@ -557,8 +605,10 @@ class GRPOTrainer:
                 before_any_step = epoch == 0 and mb_index == 0
                 self.optimizer.zero_grad(set_to_none=True)
                 count = rollout.global_mask[mb].sum().to(self.device)
-                if int(count) == 0:
+                if int(count) == 0 or rollout.fault is not None:
                     continue
+                where = f"inner epoch {epoch}, minibatch {mb_index}"
+                loss_fault = ""
                 for micro, weighted in self._micro_batches(mb.tolist(), shard, total):
                     cond = rollout.condition.select(micro.tolist())
                     keep = mask[micro] & weighted
@@ -598,6 +648,8 @@ class GRPOTrainer:
                             kl_weight=float(w_kl[i]),
                             mask=keep,
                         )
+                        if not loss_fault and not torch.isfinite(out.loss.detach()):
+                            loss_fault = f"the loss is {float(out.loss.detach())} ({where})"
                         (out.loss * share * world / len(trained)).backward()
                         if not keep.any():  # nothing to report (a weightless micro-batch)
                             continue
@@ -613,11 +665,10 @@ class GRPOTrainer:
                 norm = full_tensor(
                     torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
                 )
-                if not torch.isfinite(norm):
-                    raise FloatingPointError(
-                        f"step {step}: the gradient norm is {float(norm)}; lower optim.lr or "
-                        "rl.clip_range, or check the rewards for outliers"
-                    )
+                rollout.fault = self._update_fault(loss_fault, norm, where)
+                if rollout.fault is not None:  # the weights and the optimizer stay as they are
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
                 norms.append(float(norm))
                 self.optimizer.step()
         self.scheduler.step()
@@ -639,6 +690,17 @@ class GRPOTrainer:
             "grad_norm": mean(norms),
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
+
+    def _update_fault(self, loss_fault: str, norm: Tensor, where: str) -> Fault | None:
+        """Whether an optimizer step must be skipped, decided alike on every rank (a rank's
+        non-finite loss reaches the others only through the averaged gradient)."""
+        if self.ctx.enabled:
+            loss_fault = next((f for f in self.ctx.gather_objects(loss_fault) if f), "")
+        if loss_fault:
+            return Fault("loss", loss_fault)
+        if not torch.isfinite(norm):
+            return Fault("grad", f"the gradient norm is {float(norm)} ({where})")
+        return None
 
     def _micro_batches(
         self, members: list[int], shard: Shard, total: int
@@ -670,9 +732,31 @@ class GRPOTrainer:
         row["decoupled"] = float(self.is_decoupled(step))
         row["window_start"] = float(roll.plan.train_indices[0])
         row.update(peak_memory(self.device))
+        row.update(self._count_fault(step, roll.fault))
         if roll.video is not None:  # logged; warnings come from the fixed conditions (evaluate)
             row.update({f"watchdog/{key}": value for key, value in self._watchdog(roll).items()})
         return row
+
+    def _count_fault(self, step: int, fault: Fault | None) -> dict[str, float]:
+        """Count skipped steps in a row (a good step resets it); the fault's logged keys."""
+        if fault is None:
+            self.bad_steps = 0
+            return {}
+        self.bad_steps += 1
+        self.last_fault = fault
+        self._warn(
+            f"step {step} skipped ({fault.cause}): {fault.detail}; {self.bad_steps} in a row, "
+            f"the run stops at train.max_bad_steps = {self.config.train.max_bad_steps}"
+        )
+        return {
+            "fault/skipped_step": 1.0,
+            f"fault/{fault.cause}": 1.0,
+            "fault/bad_steps_in_a_row": float(self.bad_steps),
+        }
+
+    def _warn(self, message: str) -> None:
+        if self.ctx.is_main:
+            tqdm.write(f"warning: {message}", file=sys.stderr)
 
     def collect(self, step: int) -> tuple[Rollout, dict[str, float]]:
         """A step up to its update: rollouts, decoding, rewards, advantages and the truth beside
@@ -852,13 +936,28 @@ class GRPOTrainer:
                 last = self.step == cfg.steps
                 if last or (cfg.eval.every and self.step % cfg.eval.every == 0):
                     self._log_eval(log, self.step)
-                if last or (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0):
-                    self.save_checkpoint()
+                stop = self.bad_steps >= cfg.train.max_bad_steps
+                if stop or last or (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0):
+                    saved = self.save_checkpoint()
+                if stop:
+                    raise self._stopped(saved)
         summary = self.summary()
         if main:
             atomic_write_json(self.out / "summary.json", summary)
             plot_run(self.out, f"{cfg.recipe}: {cfg.model.policy}")
         return summary
+
+    def _stopped(self, saved: Path) -> ckpt.RunStopped:
+        fault = self.last_fault or Fault("unknown", "resumed past the limit")
+        return ckpt.RunStopped(
+            f"stopped after step {self.step}: {self.bad_steps} steps in a row were skipped "
+            f"(train.max_bad_steps = {self.config.train.max_bad_steps}), the last because of its "
+            f"{fault.cause}: {fault.detail}. The skipped updates were not applied and {saved} "
+            "holds the run as it stands. Fix the cause (a failing reward is named in the warnings "
+            "above; a non-finite loss or gradient asks for a lower optim.lr or rl.clip_range, "
+            "which needs a new run) and continue with --resume auto (train.max_bad_steps may be "
+            "raised on resume)"
+        )
 
     def _log_eval(self, log: RunLogger | NullLogger, step: int) -> None:
         result = self.evaluate(step)
@@ -929,6 +1028,7 @@ class GRPOTrainer:
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "evals": self.evals,
+            "bad_steps": self.bad_steps,
         }
         weights = {n: full_tensor(p.detach()).cpu() for n, p in self.trainable}
         # an optimizer that has not stepped yet has no state to save (and reading it would
@@ -959,6 +1059,8 @@ class GRPOTrainer:
             set_optimizer_state_dict,
         )
 
+        if self.ctx.is_main:
+            ckpt.remove_interrupted(self.out / "checkpoints")
         path = ckpt.find_checkpoint(self.out / "checkpoints", resume)
         if path is None:
             return  # --resume auto with nothing saved yet: a fresh run
@@ -987,6 +1089,7 @@ class GRPOTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.evals = dict(state["evals"])
+        self.bad_steps = int(state.get("bad_steps", 0))
 
 
 # Settings a resumed run may change: where, how and what it logs and evaluates, not what it trains.
@@ -998,6 +1101,7 @@ RESUME_FREE = (
     "logging.",
     "checkpoint.",
     "eval.",
+    "train.max_bad_steps",
     "data.workers",
     "data.data_dir",
 )
