@@ -275,11 +275,12 @@ def test_bad_input_says_what_is_wrong():
     t2v = tiny_policy("t2v")
     with pytest.raises(ValueError, match="t2v does not take cameras"):
         t2v.prepare([PROMPT] * 2, ConditionInputs(cameras=torch.eye(4).expand(2, F, 4, 4)))
-    with pytest.raises(ValueError, match="list of prompts"):
-        t2v.prepare("ab")
+    assert t2v.prepare("ab").prompts == ["ab"]  # one prompt, never two letters
+    with pytest.raises(ValueError, match="prompts: entry 1 is a int"):
+        t2v.prepare([PROMPT, 3])
     with pytest.raises(ValueError, match="3 conditions for 2 prompts"):
         policy.prepare([PROMPT] * 2, raw_inputs(3, name="camera_v2v"))
-    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+    with pytest.raises(ValueError, match=r"expected \[-1, 1\]; this looks like 0-255"):
         ConditionInputs(source_video=torch.full((1, 3, F, H, W), 255.0))
     with pytest.raises(ValueError, match="disagree in batch size"):
         replace(raw_inputs(2), cameras=torch.eye(4).expand(3, F, 4, 4))

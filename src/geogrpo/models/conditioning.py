@@ -36,7 +36,7 @@ from geogrpo.models.camera import (
     normalized_projection,
 )
 from geogrpo.models.noise import warped_initial_noise
-from geogrpo.utils.checks import check_choice
+from geogrpo.utils.checks import USER_INPUT, check_choice, check_finite, check_range
 from geogrpo.world.render import DEFAULT_FOV_DEG
 
 # Fields of ConditionInputs that describe the output, accepted by every conditioning.
@@ -70,15 +70,19 @@ class ConditionInputs:
         if len(set(sizes.values())) > 1:
             listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
             raise ValueError(f"inputs: fields disagree in batch size ({listed})")
+        for name in _INPUT_TENSORS:
+            if isinstance(value := getattr(self, name), Tensor):
+                check_finite(name, value, USER_INPUT)
         src = self.source_video
         if src is not None:
             if src.ndim != 5 or src.shape[1] != 3:
-                raise ValueError(f"source_video: expected [B, 3, F, H, W], got {tuple(src.shape)}")
-            if src.is_floating_point() and bool(((src < -1.001) | (src > 1.001)).any()):
                 raise ValueError(
-                    "source_video: values must lie in [-1, 1] (convert [0, 1] frames with "
-                    "x * 2 - 1, uint8 frames with x / 127.5 - 1)"
+                    f"source_video: expected [B, 3, F, H, W] in [-1, 1], got {tuple(src.shape)}; "
+                    "[B, F, H, W, 3] frames in [0, 1] convert with "
+                    "geogrpo.utils.video.frames_to_model"
                 )
+            # a [0, 1] source cannot be told from a dark [-1, 1] one; 0-255 and uint8 can
+            object.__setattr__(self, "source_video", check_range("source_video", src, -1.0, 1.0))
 
     def given(self) -> list[str]:
         """Names of the fields that are set."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from geogrpo.camera.se3 import relative_to_first
-from geogrpo.utils.checks import check_choice, check_tensor
+from geogrpo.utils.checks import check_choice, check_range, check_tensor
 
 Scale = Literal["metric", "up_to_scale"]
 SCALES = ("metric", "up_to_scale")
@@ -89,7 +89,9 @@ class GeometryEstimator(Protocol):
 
 
 def check_video(name: str, video: object, min_frames: int = 1) -> Tensor:
-    """Shape and range checks that concern the whole batch (per-sample NaNs are not errors)."""
+    """Shape, dtype and range checks that concern the whole batch (per-sample NaNs are not
+    errors: the sample is masked). A video in [-1, 1] or 0-255 is an error that says how to
+    convert it; an overshoot of at most ``RANGE_TOLERANCE`` is returned clamped."""
     check_tensor(name, video)
     assert isinstance(video, Tensor)
     if video.ndim != 5 or video.shape[-1] != 3:
@@ -97,11 +99,12 @@ def check_video(name: str, video: object, min_frames: int = 1) -> Tensor:
             f"{name}: expected [B, F, H, W, 3] RGB in [0, 1], got {tuple(video.shape)}; "
             "channels-first videos convert with video.permute(0, 2, 3, 4, 1)"
         )
-    if not video.is_floating_point():
-        raise ValueError(f"{name}: expected floats in [0, 1], got dtype {video.dtype}")
-    if video.shape[1] < min_frames:
-        raise ValueError(f"{name}: needs at least {min_frames} frames, got {video.shape[1]}")
-    return video
+    if video.shape[1] < min_frames or min(video.shape[:4]) < 1:
+        raise ValueError(
+            f"{name}: needs at least one clip of {min_frames} frames of at least 1x1 pixels, got "
+            f"shape {tuple(video.shape)}"
+        )
+    return check_range(name, video, 0.0, 1.0)
 
 
 def nonfinite_samples(video: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from geogrpo.rl.guidance import reward_guidance_step
 from geogrpo.rl.rollout import DenoisingPath, VelocityFn, denoise
 from geogrpo.rl.schedules import StepPlan, flow_matching_timesteps, ode_plan
 from geogrpo.rl.sde import Generators, SDEKind
+from geogrpo.utils.checks import check_int_range, check_positive, check_prompts
 
 
 def policy_velocity(
@@ -71,11 +72,26 @@ def generate(
 ) -> Tensor:
     """Sample videos ``[B, 3, F, H, W]`` in ``[-1, 1]`` with the deterministic ODE sampler.
 
-    ``inputs`` are what the conditioning needs (source video, cameras, ...); the seed fixes the
-    initial noise. ``guidance_scale`` != 1 samples with classifier-free guidance against the
-    empty prompt; ``reward_guidance`` nudges the latents uphill on a differentiable latent
-    reward at some steps (VGGRPO's test-time guidance).
+    ``prompts`` is a list of strings, one video each; a single string is one prompt. ``inputs``
+    are what the conditioning needs (source video, cameras, ...); the seed fixes the initial
+    noise. ``guidance_scale`` != 1 samples with classifier-free guidance against the empty
+    prompt; ``reward_guidance`` nudges the latents uphill on a differentiable latent reward at
+    some steps (VGGRPO's test-time guidance). Every argument is checked before any work.
     """
+    prompts = check_prompts("prompts", prompts)
+    policy.latent_shape(len(prompts), num_frames, height, width)
+    check_int_range("num_inference_steps", num_inference_steps, 1)
+    check_positive("shift", shift)
+    check_int_range("seed", seed, 0, 2**63 - 1)
+    if inputs is not None and not isinstance(inputs, ConditionInputs):
+        raise ValueError(
+            f"inputs: expected a ConditionInputs, got {type(inputs).__name__}; build one with "
+            "ConditionInputs(source_video=..., cameras=...)"
+        )
+    if reward_guidance is not None and not isinstance(reward_guidance, RewardGuidance):
+        raise ValueError(
+            f"reward_guidance: expected a RewardGuidance, got {type(reward_guidance).__name__}"
+        )
     inputs = replace(inputs or ConditionInputs(), num_frames=num_frames, image_size=(height, width))
     condition = policy.prepare(prompts, inputs, guidance_scale=guidance_scale)
     gen = torch.Generator().manual_seed(seed)

@@ -10,22 +10,35 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geogrpo.utils.checks import check_finite
+from geogrpo.utils.checks import (
+    USER_INPUT,
+    check_finite,
+    check_int_range,
+    check_positive,
+    check_range,
+    check_tensor,
+)
 from geogrpo.utils.io import atomic_path
 
 
 def to_uint8(frames: Tensor) -> np.ndarray:
-    """``[F, H, W, 3]`` floats in [0, 1] -> uint8 array."""
-    check_finite("frames", frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
+    """``[F, H, W, 3]`` floats in [0, 1] -> uint8 array. 0-255 or [-1, 1] frames are an error
+    (clamping them made a white or washed-out video); a tiny overshoot is clamped."""
+    check_tensor("frames", frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape[:3]) < 1:
         raise ValueError(
-            f"frames: expected [F, H, W, 3] floats in [0, 1], got {tuple(frames.shape)}"
+            f"frames: expected [F, H, W, 3] floats in [0, 1] with F, H, W >= 1, got "
+            f"{tuple(frames.shape)}"
         )
+    frames = check_range("frames", frames, 0.0, 1.0)
+    check_finite("frames", frames, USER_INPUT)
     return (frames.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def write_video(path: str | Path, frames: Tensor, fps: float = 16.0, crf: int = 18) -> Path:
     """Encode ``[F, H, W, 3]`` frames in [0, 1] as H.264 MP4 (odd sizes are padded by one pixel)."""
+    check_positive("fps", fps)
+    check_int_range("crf", crf, 0, 51)
     data = to_uint8(frames)
     pad_h, pad_w = data.shape[1] % 2, data.shape[2] % 2
     if pad_h or pad_w:
@@ -60,8 +73,7 @@ def frames_to_model(frames: Tensor) -> Tensor:
     """Frames ``[B, F, H, W, 3]`` in [0, 1] -> the models' ``[B, 3, F, H, W]`` in [-1, 1]."""
     if frames.ndim != 5 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected [B, F, H, W, 3] in [0, 1], got {tuple(frames.shape)}")
-    if frames.is_floating_point() and bool(((frames < -1e-3) | (frames > 1.001)).any()):
-        raise ValueError("frames: values must lie in [0, 1] (divide uint8 frames by 255)")
+    frames = check_range("frames", frames, 0.0, 1.0)
     return frames.float().permute(0, 4, 1, 2, 3) * 2 - 1
 
 
