@@ -116,6 +116,7 @@ def _world_render(args: argparse.Namespace) -> int:
     from geogrpo.world.paths import PATH_KINDS, make_path
     from geogrpo.world.render import render
 
+    _check_counts(args, size=1, frames=1)
     if args.trajectory not in PATH_KINDS:
         return _world_render_pair(args)
     for flag in ("split", "index", "source_path"):
@@ -125,8 +126,6 @@ def _world_render(args: argparse.Namespace) -> int:
                 f"FILE[:NAME]), not with the path kind {args.trajectory!r}"
             )
     frames = 17 if args.frames is None else args.frames
-    if frames < 1:
-        raise ValueError(f"frames: need at least one frame, got {frames}")
     scene = _world_scene(args)
     w2c = make_path(args.trajectory, max(frames, 2), seed=args.path_seed)[:frames]
     out = Path(args.out)
@@ -189,6 +188,16 @@ def _world_render_pair(args: argparse.Namespace) -> int:
         f".cameras.json of both, {stem}.relative.json, {stem}.scene.json"
     )
     return 0
+
+
+def _check_counts(args: argparse.Namespace, **lowest: int) -> None:
+    """Integer options checked before any work: ``--flag`` must be >= its lowest value (an
+    option left unset, None, is not checked)."""
+    from geogrpo.utils.checks import check_int_range
+
+    for name, low in lowest.items():
+        if getattr(args, name) is not None:
+            check_int_range("--" + name.replace("_", "-"), getattr(args, name), low)
 
 
 def _world_scene(args: argparse.Namespace):
@@ -261,8 +270,7 @@ def _world_build(args: argparse.Namespace) -> int:
     from geogrpo.utils.video import write_video
     from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, build_missing
 
-    if args.n < 1:
-        raise ValueError(f"n: need at least one item, got {args.n}")
+    _check_counts(args, n=1, frames=1, size=1, workers=1)
     cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
     # the layout `geogrpo pretrain` and `geogrpo train` read: <out>/t2v/<split>, <out>/pairs/<split>
     out = Path(args.out) / args.kind / args.split
@@ -300,6 +308,7 @@ def _world_build(args: argparse.Namespace) -> int:
 def _world_sheet(args: argparse.Namespace) -> int:
     from geogrpo.world.sheet import contact_sheet
 
+    _check_counts(args, per_split=1, size=1)
     path = contact_sheet(args.out, per_split=args.per_split, size=args.size)
     print(f"wrote {path}")
     return 0
@@ -317,6 +326,7 @@ def _sample(args: argparse.Namespace) -> int:
     from geogrpo.utils.video import model_to_frames, write_video
 
     device = check_device("device", args.device)
+    _check_sample_numbers(args)
     out = Path(args.out)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -349,10 +359,8 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         if not args.prompt:
             raise ValueError(f"prompt: {name} needs --prompt 'A room with ... The camera ...'")
-        for flag in ("frames", "size", "steps"):
-            if getattr(args, flag) < 1:
-                raise ValueError(f"--{flag}: must be positive, got {getattr(args, flag)}")
-        height, width = args.height or args.size, args.width or args.size
+        height = args.height if args.height is not None else args.size
+        width = args.width if args.width is not None else args.size
         frames, prompt, inputs = args.frames, args.prompt, ConditionInputs()
     with torch.no_grad():
         video = generate(
@@ -392,6 +400,23 @@ def _sample(args: argparse.Namespace) -> int:
         written.append(str(out.with_suffix(".side_by_side.mp4")))
     print("wrote " + ", ".join(written))
     return 0
+
+
+def _check_sample_numbers(args: argparse.Namespace) -> None:
+    """Every number of ``geogrpo sample`` checked before a model loads; a size the policy
+    cannot divide is caught by ``generate`` before it samples."""
+    from geogrpo.utils.checks import check_int_range, check_positive
+
+    _check_counts(args, frames=1, size=1, height=1, width=1, steps=1, guidance_every=1)
+    if (args.frames - 1) % 4:
+        lower = args.frames - (args.frames - 1) % 4
+        raise ValueError(
+            f"--frames: {args.frames}; Wan models take 4k + 1 (e.g. {lower} or {lower + 4})"
+        )
+    check_positive("--shift", args.shift)
+    check_positive("--guidance-scale", args.guidance_scale, allow_zero=True)
+    check_positive("--guidance-step-size", args.guidance_step_size)
+    check_int_range("--seed", args.seed, 0, 2**63 - 1)
 
 
 def _caption_cameras(prompt: str, frames: int):
@@ -450,8 +475,7 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_compare(args)
     if not args.suite:
         raise ValueError("--suite: name a suite (or pass --compare A B)")
-    if args.n < 1:
-        raise ValueError(f"--n: need at least one condition, got {args.n}")
+    _check_counts(args, n=1, videos=0, num_inference_steps=1)
     if args.group is not None and args.group < 2:
         raise ValueError(f"--group: a group needs at least 2 samples, got {args.group}")
     config_file = args.config
@@ -584,6 +608,7 @@ def _demo(args: argparse.Namespace) -> int:
     from geogrpo.train.config import load_config
     from geogrpo.train.trainer import GRPOTrainer
 
+    _check_counts(args, steps=1)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ValueError(
