@@ -78,9 +78,17 @@ class ModelConfig:
         "modules diffusers keeps in float32 stay float32, the adapters train in float32)",
         "float32",
     )
+    compile: str = _help(
+        "no, or a torch.compile backend (inductor; eager or aot_eager to check the wiring "
+        "cheaply): every transformer block is compiled in place. inductor measured 1.39x on "
+        "tiny-t2v's training step on one CPU thread after about 50 s of compiling; it pays off "
+        "on runs of more than a few dozen steps",
+        "no",
+    )
 
     def __post_init__(self) -> None:
         _choice("model.trainable", self.trainable, TRAINABLE)
+        _choice("model.compile", self.compile, ("no", "inductor", "aot_eager", "eager"))
         if self.architecture:
             from geogrpo.models.wan import CONFIGS
 
@@ -116,6 +124,11 @@ class SamplingConfig:
     window_size: int = _help("SDE steps per window (sliding_window, flow_grpo_fast)", 4)
     window_shift_interval: int = _help("iterations between window moves (sliding_window)", 1)
     window_stride: int = _help("steps the window moves each time (sliding_window)", 1)
+    ode_tail_ratio: float = _help(
+        "sliding_window: the share of the ODE grid after the window that is stepped (MixGRPO-"
+        "Flash's compression of the deterministic tail; 1 = every step)",
+        1.0,
+    )
     fast_max_start_fraction: float = _help(
         "flow_grpo_fast: the window lies in this first fraction of the steps", 0.5
     )
@@ -139,6 +152,10 @@ class SamplingConfig:
         _positive("sampling.noise_level", self.noise_level)
         _choice("sampling.schedule", self.schedule, SCHEDULES)
         _positive("sampling.micro_batch_size", self.micro_batch_size)
+        if not 0 < self.ode_tail_ratio <= 1:
+            raise ValueError(
+                f"sampling.ode_tail_ratio: must be in (0, 1], got {self.ode_tail_ratio}"
+            )
         if self.schedule in ("sliding_window", "flow_grpo_fast") and not (
             1 <= self.window_size <= self.num_inference_steps
         ):
