@@ -38,10 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/sde_marginals.py
-	$(BIN)/python bench/bench_warp.py
-	$(BIN)/python bench/bench_world.py
-	$(BIN)/python bench/bench_splat.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

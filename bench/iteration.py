@@ -10,13 +10,21 @@ reduction (half the rollout steps). The variants' trainers are built once and th
 interleaved (A B C D A B C D ...), so that a machine slowing down hits every variant alike; the
 table prints medians and each one's ratio to the full plan.
 
+``scaling``: how an iteration grows with the group size, the frame count and the resolution,
+one at a time around a small base (camera_fidelity, N = 1, G = 4, 4 denoising steps, 17 frames
+at 96x96), all variants interleaved; the exponent ``b`` of ``seconds ~ x^b`` is fitted by
+least squares in log-log per phase (1 = linear; resolution is counted in pixels a frame, so
+attention's quadratic share shows as ``b > 1``).
+
     python bench/iteration.py phases [--repeats 3]
     python bench/iteration.py plans [--recipe geo_align] [--repeats 3]
+    python bench/iteration.py scaling [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -51,6 +59,11 @@ def plan_variants(recipe: str) -> dict[str, tuple[str, ...]]:
             "sampling.schedule=sliding_window",
             f"sampling.window_size={max(1, round(steps * 4 / 25))}",  # MixGRPO: 4 of 25
         ),
+        "sliding window, ODE tail thinned (MixGRPO-Flash)": (
+            "sampling.schedule=sliding_window",
+            f"sampling.window_size={max(1, round(steps * 4 / 25))}",
+            "sampling.ode_tail_ratio=0.4",
+        ),
         "Flow-GRPO-Fast": ("sampling.schedule=flow_grpo_fast", "sampling.window_size=2"),
         "denoising reduction (VGGRPO)": (
             "sampling.schedule=full",
@@ -65,12 +78,75 @@ def build(recipe: str, overrides: Sequence[str], data_dir: str | None) -> GRPOTr
     return GRPOTrainer(config, tempfile.mkdtemp(prefix="bench_iteration_"))
 
 
+# Around this base, one quantity varied at a time (scaling).
+SCALING_RECIPE = "camera_fidelity"
+SCALING_BASE = (
+    "sampling.conditions_per_step=1",
+    "sampling.group_size=4",
+    "sampling.micro_batch_size=4",
+    "sampling.num_inference_steps=4",
+    "data.frames=17",
+    "data.size=96",
+)
+SCALING = {
+    "group size": ("sampling.group_size", "sampling.micro_batch_size", (2, 4, 8)),
+    "frames": ("data.frames", None, (9, 17, 33)),
+    "pixels a frame": ("data.size", None, (64, 96, 128)),
+}
+
+
 def timed_step(trainer: GRPOTrainer, step: int) -> dict[str, float]:
     start = time.perf_counter()
     row = trainer.train_step(step)
     out = {p: row[f"time/{p}"] for p in PHASES}
     out["total"] = time.perf_counter() - start
+    # the samples' true quality beside the time: a plan that is faster but worse is no saving
+    out.update({k: v for k, v in row.items() if k.startswith("truth/")})
     return out
+
+
+def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of log y on log x: the exponent b of y ~ x^b."""
+    lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-9)) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    covariance = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
+    return covariance / sum((a - mx) ** 2 for a in lx)
+
+
+def scaling(repeats: int, data_dir: str | None) -> str:
+    """Every variant's trainer built first, their iterations interleaved; exponents per phase."""
+    variants: dict[tuple[str, int], tuple[str, ...]] = {}
+    for quantity, (key, twin, values) in SCALING.items():
+        for v in values:
+            extra = (f"{key}={v}",) + ((f"{twin}={v}",) if twin else ())
+            variants[(quantity, v)] = (*SCALING_BASE, *extra)
+    root = data_dir or "data/bench_scaling"  # a cache per frame count and size
+    trainers = {
+        f"{q} = {v}": build(SCALING_RECIPE, o, f"{root}/{q.replace(' ', '_')}_{v}")
+        for (q, v), o in variants.items()
+    }
+    medians = interleaved(trainers, repeats)
+    lines = [
+        f"{SCALING_RECIPE}, base N x G = 1 x 4, 4 steps, 17 frames, 96x96; "
+        f"median of {repeats} interleaved iterations (seconds), exponent b of seconds ~ x^b",
+        "",
+        "| quantity | values | "
+        + " | ".join(f"{p} s" for p in PHASES)
+        + " | total s | "
+        + " | ".join(f"b {p}" for p in PHASES)
+        + " | b total |",
+        "|" + "---|" * (2 * len(PHASES) + 4),
+    ]
+    for quantity, (_, _, values) in SCALING.items():
+        rows = [medians[f"{quantity} = {v}"] for v in values]
+        xs = [v * v if quantity == "pixels a frame" else v for v in values]
+        cells = " | ".join("/".join(f"{r[p]:.2f}" for r in rows) for p in (*PHASES, "total"))
+        slopes = " | ".join(
+            f"{loglog_slope(xs, [r[p] for r in rows]):.2f}" for p in (*PHASES, "total")
+        )
+        shown = "/".join(f"{v}x{v}" if quantity == "pixels a frame" else str(v) for v in values)
+        lines.append(f"| {quantity} | {shown} | {cells} | {slopes} |")
+    return "\n".join(lines)
 
 
 def interleaved(trainers: dict[str, GRPOTrainer], repeats: int) -> dict[str, dict[str, float]]:
@@ -88,8 +164,12 @@ def interleaved(trainers: dict[str, GRPOTrainer], repeats: int) -> dict[str, dic
 
 
 def table(medians: dict[str, dict[str, float]], reference: str | None = None) -> str:
+    """Seconds per phase, the policy's share, each run's ground truth on its training
+    rollouts (the recipe's truth metrics, mean over the samples) and the ratio to ``reference``."""
+    truths = sorted({k for m in medians.values() for k in m if k.startswith("truth/")})
     head = "| variant | " + " | ".join(PHASES) + " | total s | share in rollout + update |"
-    lines = [head, "|" + "---|" * (len(PHASES) + 3)]
+    head += "".join(f" {k} |" for k in truths)
+    lines = [head, "|" + "---|" * (len(PHASES) + 3 + len(truths))]
     if reference:
         lines[0] += " vs " + reference.split(" (")[0] + " |"
         lines[1] += "---|"
@@ -97,6 +177,7 @@ def table(medians: dict[str, dict[str, float]], reference: str | None = None) ->
         cells = " | ".join(f"{m[p]:.2f}" for p in PHASES)
         policy = (m["rollout"] + m["update"]) / m["total"]
         line = f"| {name} | {cells} | {m['total']:.2f} | {policy:.0%} |"
+        line += "".join(f" {m.get(k, math.nan):.3f} |" for k in truths)
         if reference:
             line += f" {m['total'] / medians[reference]['total']:.2f}x |"
         lines.append(line)
@@ -105,12 +186,15 @@ def table(medians: dict[str, dict[str, float]], reference: str | None = None) ->
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("phases", "plans"))
+    parser.add_argument("what", choices=("phases", "plans", "scaling"))
     parser.add_argument("--recipe", default="geo_align", help="plans: the recipe compared")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", default=None, help="rendered items (default: the recipe's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.what == "scaling":
+        print(scaling(args.repeats, args.data_dir))
+        return
     if args.what == "phases":
         trainers = {r: build(r, (), args.data_dir) for r in RECIPES}
         print(table(interleaved(trainers, args.repeats)))
