@@ -63,11 +63,20 @@ def fuzz(n: int):
 
 
 def run_case(
-    entry: str, call, *, bad: str | None, names: tuple[str, ...], check=None, says: str = ""
+    entry: str,
+    call,
+    *,
+    bad: str | None,
+    names: tuple[str, ...],
+    check=None,
+    says: str = "",
+    masks: bool = False,
 ) -> None:
     """Run ``call()`` and classify it. ``bad`` says why the input breaks the contract (None:
     it keeps it); ``names`` are the argument names an error may cite, ``says`` a phrase it must
-    hold; ``check(result)`` returns "valid", "repair" or why the output is wrong."""
+    hold; ``check(result)`` returns "valid", "repair" or why the output is wrong. ``masks``:
+    the entry is a reward, which may answer a bad batch by masking every sample with a reason
+    (``check`` says whether it did)."""
     try:
         result = call()
     except (ValueError, TypeError) as err:
@@ -84,7 +93,9 @@ def run_case(
     except Exception as err:  # any other type is a traceback a user should not see
         BREACHES[entry].append(f"{bad or 'valid'}: {type(err).__name__}: {err}")
         return
-    verdict = check(result) if check is not None else ("valid" if bad is None else None)
+    verdict = check(result) if check is not None else "valid"
+    if bad is not None and not masks:
+        verdict = None  # only a reward may return on a bad input, all of it masked
     if verdict in ("valid", "repair"):
         OUTCOMES[entry, verdict] += 1
     elif bad is not None and verdict is None:
@@ -246,6 +257,7 @@ def test_rewards_check_videos(quality_reward):
             bad=bad,
             names=("video",),
             check=check,
+            masks=True,
         )
 
     run()
@@ -525,6 +537,8 @@ def cli(argv: list[str]) -> tuple[int, str]:
             code = main(argv)
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
+        except Exception as exc:  # a traceback the user would see: a breach, counted
+            return 1, f"Traceback: {type(exc).__name__}: {exc}"
     return code, err.getvalue()
 
 

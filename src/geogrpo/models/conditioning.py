@@ -75,9 +75,10 @@ class ConditionInputs:
                 check_finite(name, value, USER_INPUT)
         src = self.source_video
         if src is not None:
-            if src.ndim != 5 or src.shape[1] != 3:
+            if src.ndim != 5 or src.shape[1] != 3 or min(src.shape) < 1:
                 raise ValueError(
-                    f"source_video: expected [B, 3, F, H, W] in [-1, 1], got {tuple(src.shape)}; "
+                    f"source_video: expected [B, 3, F, H, W] in [-1, 1], none of them 0, got "
+                    f"{tuple(src.shape)}; "
                     "[B, F, H, W, 3] frames in [0, 1] convert with "
                     "geogrpo.utils.video.frames_to_model"
                 )

@@ -71,8 +71,10 @@ def read_video(path: str | Path) -> Tensor:
 
 def frames_to_model(frames: Tensor) -> Tensor:
     """Frames ``[B, F, H, W, 3]`` in [0, 1] -> the models' ``[B, 3, F, H, W]`` in [-1, 1]."""
-    if frames.ndim != 5 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected [B, F, H, W, 3] in [0, 1], got {tuple(frames.shape)}")
+    if frames.ndim != 5 or frames.shape[-1] != 3 or min(frames.shape) < 1:
+        raise ValueError(
+            f"frames: expected [B, F, H, W, 3] in [0, 1], none of them 0, got {tuple(frames.shape)}"
+        )
     frames = check_range("frames", frames, 0.0, 1.0)
     return frames.float().permute(0, 4, 1, 2, 3) * 2 - 1
 
