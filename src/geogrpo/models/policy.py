@@ -45,7 +45,7 @@ from geogrpo.models.wan import (
     check_local_checkpoint,
     widen_patch_embedding,
 )
-from geogrpo.utils.checks import check_choice
+from geogrpo.utils.checks import check_choice, check_int_range, check_prompts
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -165,8 +165,25 @@ class VideoPolicy(nn.Module):
         check_video_shape(video, SPATIAL_STRIDE * max(patch[1], patch[2]))
 
     def latent_shape(self, batch: int, num_frames: int, height: int, width: int) -> tuple:
-        """Latent shape of ``batch`` clips; checks Wan frame counts and divisibility."""
-        self.check_video(torch.empty(1, 3, num_frames, height, width, device="meta"))
+        """Latent shape of ``batch`` clips; checks Wan frame counts and divisibility, naming
+        the argument at fault."""
+        check_int_range("num_frames", num_frames, 1)
+        if (num_frames - 1) % 4:
+            lower = num_frames - (num_frames - 1) % 4
+            raise ValueError(
+                f"num_frames: {num_frames}; Wan models take 4k + 1 frames (e.g. {lower} or "
+                f"{lower + 4})"
+            )
+        patch = self.transformer_config.patch_size
+        stride = SPATIAL_STRIDE * max(patch[1], patch[2])
+        for name, size in (("height", height), ("width", width)):
+            check_int_range(name, size, 1)
+            if size % stride:
+                nearest = sorted({max(size - size % stride, stride), size - size % stride + stride})
+                raise ValueError(
+                    f"{name}: {size} is not divisible by {stride}; use a multiple such as "
+                    + " or ".join(map(str, nearest))
+                )
         return (
             batch,
             self.latent_channels,
@@ -185,18 +202,22 @@ class VideoPolicy(nn.Module):
     ) -> Condition:
         """Encode text and everything the conditioning needs, once per batch.
 
-        ``inputs`` holds the raw conditions; a field this policy's conditioning does not take
-        (``cameras`` for ``t2v``) is an error that names it.
+        ``prompts`` is a list of strings; a single string is one prompt. ``inputs`` holds the
+        raw conditions; a field this policy's conditioning does not take (``cameras`` for
+        ``t2v``) is an error that names it.
 
         ``guidance_scale`` != 1 turns on classifier-free guidance against ``negative_prompt``
         (Wan samples at 5 with a negative prompt; the embedded policies learn the empty prompt
         with ``geogrpo pretrain policy --prompt-dropout``). Only the text is guided: the source
         video and cameras of a v2v condition stay in both passes.
         """
-        if isinstance(prompts, str):
-            raise ValueError(f"prompts: expected a list of prompts, got the string {prompts!r}")
-        if not guidance_scale >= 0:
-            raise ValueError(f"guidance_scale: {guidance_scale} must be >= 0 (1 = no guidance)")
+        prompts = check_prompts("prompts", prompts)
+        if not isinstance(negative_prompt, str):
+            raise ValueError(f"negative_prompt: expected a string, got {negative_prompt!r}")
+        if not 0 <= float(guidance_scale) < float("inf"):
+            raise ValueError(
+                f"guidance_scale: {guidance_scale} must be finite and >= 0 (1 = no guidance)"
+            )
         inputs = inputs if inputs is not None else ConditionInputs()
         if not isinstance(inputs, ConditionInputs):
             raise ValueError(
