@@ -77,9 +77,9 @@ def reprojection_errors(
     the other views agree with it (with them in, every view trivially reproduces itself). NaN
     for a view with no comparable pixel.
 
-    The splat is a depth-only z-buffer (what
-    :func:`~geogrpo.geometry.warp.splat_points` computes, without colours or winners): all
-    ``F x N`` projections at once, own points masked, out-of-view points sent to one spare cell.
+    The splat is a depth-only z-buffer (what :func:`~geogrpo.geometry.warp.splat_points`
+    computes, without colours or winners), one view at a time so that a view's ``N``
+    projections stay in cache: own points masked, off-view points sent to a spare cell.
     """
     f, h, w = depth.shape
     keep = (confidence >= threshold) & (depth > 0)
@@ -88,22 +88,21 @@ def reprojection_errors(
     points = unproject_depth(safe, k, w2c)  # [F, H, W, 3]
     sub = (slice(None), slice(None, None, stride), slice(None, None, stride))
     pts, mask = points[sub].reshape(f, -1, 3), keep[sub].reshape(f, -1)
-    frame_of = torch.arange(f)[:, None].expand_as(mask)
-    pts, frame_of = pts[mask], frame_of[mask]  # [N, 3], [N]
-    n = pts.shape[0]
-    if n == 0:
+    pts_t = pts[mask].T.contiguous()  # [3, N], frame by frame
+    if pts_t.shape[1] == 0:
         return torch.full((f,), float("nan"), dtype=torch.float64)
+    ends = mask.sum(dim=1).cumsum(0).tolist()  # frame i's points are [ends[i-1], ends[i])
     proj = k @ w2c[:, :3, :]  # [F, 3, 4], K [R | t]
-    uvz = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], pts.T.expand(f, 3, n))  # [F, 3, N]
-    z = uvz[:, 2]
-    u, v = uvz[:, 0] / z, uvz[:, 1] / z  # [F, N] pixels (garbage where z <= 0: masked)
-    valid = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    valid &= frame_of[None, :] != torch.arange(f)[:, None]  # view j's own points never count
-    offset = torch.arange(f, dtype=z.dtype)[:, None] * (h * w)
-    cell = torch.where(valid, offset + v.floor() * w + u.floor(), float(f * h * w)).long()
-    zbuf = torch.full((f * h * w + 1,), torch.inf, dtype=z.dtype)
-    zbuf = zbuf.scatter_reduce_(0, cell.flatten(), z.flatten(), reduce="amin")
-    zbuf = zbuf[:-1].view(f, h, w)  # nearest depth drawn at each pixel, inf where none
+    zbuf = torch.full((f, h * w + 1), torch.inf, dtype=torch.float64)  # + a spare cell
+    for j in range(f):
+        uvz = torch.addmm(proj[j, :, 3:], proj[j, :, :3], pts_t)  # [3, N]
+        z = uvz[2]
+        uv = uvz[:2].div_(z).floor_()  # pixel column, row (garbage where z <= 0: masked)
+        valid = (z > 0) & (uv[0] >= 0) & (uv[0] < w) & (uv[1] >= 0) & (uv[1] < h)
+        valid[ends[j - 1] if j else 0 : ends[j]] = False  # view j's own points
+        cell = torch.where(valid, uv[1].mul_(w).add_(uv[0]), float(h * w)).long()
+        zbuf[j].scatter_reduce_(0, cell, z, reduce="amin")
+    zbuf = zbuf[:, :-1].view(f, h, w)  # nearest depth drawn at each pixel, inf where none
     compare = torch.isfinite(zbuf) & keep
     rel = ((zbuf - depth.double()).abs() / safe).clamp(max=1.0)
     total = torch.where(compare, rel, 0.0).sum(dim=(-1, -2))
