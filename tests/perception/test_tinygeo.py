@@ -32,6 +32,24 @@ def test_stitch_point_splits_the_forward_exactly():
         assert torch.equal(full[key], split[key])
 
 
+@pytest.mark.parametrize("with_rgb", [True, False])
+def test_refinement_a_clip_at_a_time_equals_one_call_over_the_batch(with_rgb):
+    """refine_dense (per clip, channels-last, zero channels left out without RGB) against the
+    plain refinement of [dense, rgb] (mid-grey, 0 after * 2 - 1, on the latent path)."""
+    model = tiny()
+    torch.nn.init.normal_(model.refine[0].bias)  # nonzero, so a dropped bias would show
+    b, f = 3, 4
+    dense = torch.randn(b * f, 2, 32, 32)
+    video = torch.rand(b, f, 32, 32, 3)
+    rgb = video.reshape(b * f, 32, 32, 3).permute(0, 3, 1, 2) * 2 - 1
+    if not with_rgb:
+        video, rgb = None, torch.zeros_like(rgb)
+    expected = model.refine(torch.cat([dense, rgb], dim=1))
+    got = model.refine_dense(dense, video, f)
+    assert got.shape == expected.shape and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_loss_is_zero_for_perfect_cameras_and_falls_when_training():
     model = tiny()
     video = torch.rand(2, 4, 32, 32, 3)
