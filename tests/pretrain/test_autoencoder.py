@@ -65,3 +65,23 @@ def test_an_interrupted_autoencoder_run_resumes_exactly(autoencoder_run, monkeyp
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="crop"):
         AutoencoderPretrainConfig(crop=60)
+
+
+def test_frames_in_cpu_chunks_give_what_one_call_gives():
+    """Encoding and decoding run CPU_FRAME_CHUNK frames a call; every layer is per frame."""
+    from geogrpo.models import autoencoder as ae_module
+
+    torch.manual_seed(0)
+    ae = FrameAutoencoder(4, (8, 8, 8)).eval()
+    video = torch.rand(3, 3, 9, 32, 32) * 2 - 1  # 27 frames: 3 full chunks and a partial one
+    frames = video.transpose(1, 2).reshape(27, 3, 32, 32)
+    with torch.no_grad():
+        z = ae.encode(video)
+        whole_z = ae.encoder(frames)
+        chunked_z = ae.encode_frames(frames)
+        decoded = ae.decode_frames(chunked_z)
+        whole = ae.decoder(whole_z)
+    assert ae_module.CPU_FRAME_CHUNK < 27
+    torch.testing.assert_close(chunked_z, whole_z, rtol=0, atol=1e-5)  # float rounding
+    torch.testing.assert_close(decoded, whole, rtol=0, atol=1e-5)
+    assert z.shape == (3, 16, 3, 4, 4)
