@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -126,3 +127,109 @@ def test_shipped_v2v_policies_beat_copying_the_source(name, val_pairs):
         copied.append(signed_psnr(src, target))
     margin = sum(generated) / 3 - sum(copied) / 3
     assert margin > MARGIN_DB[name], (generated, copied)
+
+
+# -- a damaged copy of a shipped model never loads silently ---------------------------------------
+
+
+def _recast_fp16(path):
+    from safetensors.torch import load_file, save_file
+
+    save_file({k: v.half() for k, v in load_file(str(path)).items()}, str(path))
+
+
+def _zeroed(path):
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _extra(path):
+    import shutil
+
+    shutil.copy(path, path.with_name("extra.safetensors"))
+
+
+def _missing(path):
+    path.unlink()
+
+
+FAULTS = {
+    "zeroed": (_zeroed, "sha256"),
+    "truncated": (_truncated, "sha256"),
+    "recast_fp16": (_recast_fp16, "sha256"),
+    "missing": (_missing, "missing"),
+    "extra": (_extra, "a weight file that"),
+}
+
+
+def _loaders():
+    from geogrpo.perception.latent import LatentGeometryModel
+    from geogrpo.perception.quality import TinyQualityScorer
+    from geogrpo.perception.tinygeo import PRETRAINED_DIR as PERCEPTION_DIR
+    from geogrpo.perception.tinygeo import TinyGeo
+
+    return {
+        "policy": (PRETRAINED_DIR / "tiny-t2v", "text_encoder/model.safetensors", VideoPolicy),
+        "autoencoder": (PRETRAINED_DIR / "tiny-autoencoder", "model.safetensors", FrameAutoencoder),
+        "tinygeo": (PERCEPTION_DIR / "tinygeo", "model.safetensors", TinyGeo),
+        "quality": (PERCEPTION_DIR / "tiny-quality", "model.safetensors", TinyQualityScorer),
+        "lgm": (PERCEPTION_DIR / "tinygeo-lgm", "model.safetensors", LatentGeometryModel),
+    }
+
+
+@pytest.mark.parametrize("loader", ["policy", "autoencoder", "tinygeo", "quality", "lgm"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_damaged_copy_of_a_shipped_model_fails_naming_the_file(tmp_path, loader, fault):
+    import shutil
+
+    from geogrpo.utils.integrity import IntegrityError
+
+    source, weights, cls = _loaders()[loader]
+    copy = tmp_path / source.name
+    shutil.copytree(source, copy)
+    damage, message = FAULTS[fault]
+    damage(copy / weights)
+    named = "extra.safetensors" if fault == "extra" else weights
+    raised = (IntegrityError, FileNotFoundError) if fault == "missing" else IntegrityError
+    with pytest.raises(raised, match=f"{re.escape(named)}: {message}") as err:
+        cls.from_pretrained(copy)
+    assert str(copy) in str(err.value)
+    if fault == "recast_fp16":  # your own edit: loads when told not to verify, as float32
+        model = cls.from_pretrained(copy, verify=False)
+        assert next(model.parameters()).dtype == torch.float32
+
+
+def test_a_corrupt_or_non_json_file_of_an_unverified_load_is_named(tmp_path):
+    import shutil
+
+    from geogrpo.utils.integrity import IntegrityError
+
+    copy = tmp_path / "tiny-t2v"
+    shutil.copytree(PRETRAINED_DIR / "tiny-t2v", copy)
+    _truncated(copy / "transformer" / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(IntegrityError, match=r"diffusion_pytorch_model\.safetensors: not a read"):
+        VideoPolicy.from_pretrained(copy, verify=False)
+    (copy / "policy.json").write_text("conditioning: t2v")
+    with pytest.raises(IntegrityError, match=r"policy\.json: not valid JSON .*policy description"):
+        VideoPolicy.from_pretrained(copy, verify=False)
+    (copy / "manifest.json").write_text("{oops")
+    with pytest.raises(IntegrityError, match=r"manifest\.json: not valid JSON"):
+        VideoPolicy.from_pretrained(copy)
+
+
+def test_saved_models_write_a_manifest_that_their_loader_checks(tmp_path):
+    from geogrpo.utils.integrity import IntegrityError
+
+    policy = VideoPolicy.from_pretrained("tiny-t2v")
+    policy.save_pretrained(tmp_path / "saved")
+    manifest = json.loads((tmp_path / "saved" / "manifest.json").read_text())
+    assert sorted(manifest["sha256"]) == sorted(
+        str(p.relative_to(tmp_path / "saved")) for p in (tmp_path / "saved").rglob("*.safetensors")
+    )
+    VideoPolicy.from_pretrained(tmp_path / "saved")
+    _zeroed(tmp_path / "saved" / "autoencoder" / "model.safetensors")
+    with pytest.raises(IntegrityError, match=r"autoencoder/model\.safetensors: sha256"):
+        VideoPolicy.from_pretrained(tmp_path / "saved")

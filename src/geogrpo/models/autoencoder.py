@@ -17,15 +17,19 @@ scale, as Wan's pipelines do with ``latents_mean`` / ``latents_std``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.utils.checks import check_int_range
+from geogrpo.utils.integrity import (
+    load_json_object,
+    load_safetensors,
+    verify_manifest,
+    write_digests_manifest,
+)
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 SPATIAL_STRIDE = 8
@@ -164,14 +168,20 @@ class FrameAutoencoder(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_json(directory / "config.json", {"class": "FrameAutoencoder", **self.config})
         atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+        write_digests_manifest(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> FrameAutoencoder:
+    def from_pretrained(
+        cls, directory: str | Path, *, verify: bool | None = None
+    ) -> FrameAutoencoder:
+        """Load a folder written by :meth:`save_pretrained`; its ``manifest.json`` is checked
+        first (:func:`~geogrpo.utils.integrity.verify_manifest`) unless ``verify=False``."""
         directory = Path(directory)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        verify_manifest(directory, verify=verify)
+        config = load_json_object(directory / "config.json", "autoencoder config")
         config.pop("class", None)
         model = cls(config["frame_channels"], tuple(config["widths"]))
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        model.load_state_dict(load_safetensors(directory / "model.safetensors"))
         return model
 
 
@@ -220,10 +230,15 @@ class WanVideoAutoencoder(nn.Module):
         self.vae.save_pretrained(str(directory))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> WanVideoAutoencoder:
+    def from_pretrained(
+        cls, directory: str | Path, *, verify: bool | None = None
+    ) -> WanVideoAutoencoder:
+        """A diffusers Wan VAE folder, its weights from safetensors only (never a pickled
+        ``.bin``); a ``manifest.json`` there is checked first (a Hub download has none)."""
         from diffusers import AutoencoderKLWan
 
-        return cls(AutoencoderKLWan.from_pretrained(str(directory)))
+        verify_manifest(directory, verify=verify, required=False)
+        return cls(AutoencoderKLWan.from_pretrained(str(directory), use_safetensors=True))
 
 
 def _normalise(z: Tensor, mean: Tensor, std: Tensor) -> Tensor:
@@ -236,17 +251,17 @@ def _denormalise(z: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return z * std.to(z).view(shape) + mean.to(z).view(shape)
 
 
-def load_autoencoder(directory: str | Path) -> nn.Module:
+def load_autoencoder(directory: str | Path, *, verify: bool | None = None) -> nn.Module:
     """Either autoencoder from its folder (our ``FrameAutoencoder`` or a diffusers Wan VAE)."""
     directory = Path(directory)
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"directory: no autoencoder config.json in {directory}")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = load_json_object(config_path, "autoencoder config")
     if config.get("class") == "FrameAutoencoder":
-        return FrameAutoencoder.from_pretrained(directory)
+        return FrameAutoencoder.from_pretrained(directory, verify=verify)
     if config.get("_class_name") == "AutoencoderKLWan":
-        return WanVideoAutoencoder.from_pretrained(directory)
+        return WanVideoAutoencoder.from_pretrained(directory, verify=verify)
     raise ValueError(f"directory: {config_path} describes neither FrameAutoencoder nor a Wan VAE")
 
 

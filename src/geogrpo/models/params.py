@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
-from safetensors.torch import load_file
 from torch import nn
 
 from geogrpo.utils.checks import check_choice, check_int_range
+from geogrpo.utils.integrity import load_safetensors, verify_manifest, write_digests_manifest
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 LORA_TARGETS = {
@@ -95,17 +95,22 @@ def save_adapter(model: nn.Module, directory: str | Path) -> Path:
     config = model.peft_config["default"].to_dict()
     config = {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
     atomic_write_json(out / "adapter_config.json", config)
+    write_digests_manifest(out)
     return out
 
 
-def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Load weights written by :func:`save_adapter` into a model with the same adapters."""
+def load_adapter(
+    model: nn.Module, directory: str | Path, *, verify: bool | None = None
+) -> nn.Module:
+    """Load weights written by :func:`save_adapter` into a model with the same adapters, after
+    checking the folder's ``manifest.json`` (unless ``verify=False``)."""
     from peft import set_peft_model_state_dict
 
     path = Path(directory) / "adapter_model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"directory: no adapter_model.safetensors in {directory}")
-    result = set_peft_model_state_dict(model, load_file(str(path)))
+    verify_manifest(directory, verify=verify)
+    result = set_peft_model_state_dict(model, load_safetensors(path))
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ValueError(f"directory: adapter weights do not fit this model: {unexpected[:3]}")

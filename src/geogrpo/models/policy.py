@@ -15,13 +15,11 @@ Two on-disk layouts load through :meth:`VideoPolicy.from_pretrained`:
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.models.autoencoder import (
@@ -46,6 +44,12 @@ from geogrpo.models.wan import (
     widen_patch_embedding,
 )
 from geogrpo.utils.checks import check_choice, check_int_range, check_prompts
+from geogrpo.utils.integrity import (
+    load_json_object,
+    load_safetensors,
+    verify_manifest,
+    write_digests_manifest,
+)
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -363,13 +367,23 @@ class VideoPolicy(nn.Module):
                 "prediction": self.prediction,
             },
         )
+        write_digests_manifest(out)  # the sha256 of every weight file, checked on load
         return out
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, conditioning: str | None = None, **kwargs
+        cls,
+        name_or_path: str | Path,
+        conditioning: str | None = None,
+        *,
+        verify: bool | None = None,
+        **kwargs,
     ) -> VideoPolicy:
-        """Load a shipped tiny policy by name, our layout, or a diffusers Wan2.1 folder."""
+        """Load a shipped tiny policy by name, our layout, or a diffusers Wan2.1 folder.
+
+        The folder's ``manifest.json`` is checked first: every weight file's sha256 must match
+        (:func:`~geogrpo.utils.integrity.verify_manifest`; our layout must have one, a diffusers
+        folder is checked when it has one). ``verify=False`` skips the check (your own edits)."""
         if str(name_or_path).startswith(RANDOM_PREFIX):
             architecture = str(name_or_path)[len(RANDOM_PREFIX) :]
             return cls.random_weights(architecture, conditioning or "t2v", **kwargs)
@@ -377,6 +391,7 @@ class VideoPolicy(nn.Module):
         if str(name_or_path) in SHIPPED:
             conditioning = conditioning or SHIPPED[str(name_or_path)][1]
         if (root / "model_index.json").is_file():
+            verify_manifest(root, verify=verify, required=False)
             return cls._from_wan_checkpoint(root, conditioning or "t2v", **kwargs)
         if not (root / "policy.json").is_file():
             shipped = ", ".join(SHIPPED)
@@ -385,7 +400,8 @@ class VideoPolicy(nn.Module):
                 "written by VideoPolicy.save_pretrained (policy.json), nor a diffusers-format "
                 "Wan2.1 checkpoint (model_index.json)"
             )
-        saved = json.loads((root / "policy.json").read_text(encoding="utf-8"))
+        verify_manifest(root, verify=verify)  # the parts below are covered by this manifest
+        saved = load_json_object(root / "policy.json", "policy description")
         name = conditioning or saved["conditioning"]
         options = saved.get("conditioning_options", {}) if name == saved["conditioning"] else {}
         cond = make_conditioning(name, **options)
@@ -394,16 +410,16 @@ class VideoPolicy(nn.Module):
                 f"conditioning: {cond.name!r} does not fit weights trained for "
                 f"{saved['conditioning']!r}"
             )
-        config = json.loads((root / "transformer" / "config.json").read_text(encoding="utf-8"))
+        config = load_json_object(root / "transformer" / "config.json", "transformer config")
         config = {k: v for k, v in config.items() if not k.startswith("_")}
         config["patch_size"] = tuple(config["patch_size"])
         transformer = WanTransformer3DModel(**config)
         cond.attach(transformer)
-        transformer.load_state_dict(load_file(str(root / "transformer" / TRANSFORMER_WEIGHTS)))
+        transformer.load_state_dict(load_safetensors(root / "transformer" / TRANSFORMER_WEIGHTS))
         return cls(
             transformer,
-            load_autoencoder(root / "autoencoder"),
-            GrammarTextEncoder.from_pretrained(root / "text_encoder"),
+            load_autoencoder(root / "autoencoder", verify=False),
+            GrammarTextEncoder.from_pretrained(root / "text_encoder", verify=False),
             cond,
             prediction=saved.get("prediction", "velocity"),
             **kwargs,
@@ -450,8 +466,10 @@ class VideoPolicy(nn.Module):
         from geogrpo.models.autoencoder import WanVideoAutoencoder
 
         cond = make_conditioning(conditioning)
-        autoencoder = WanVideoAutoencoder.from_pretrained(root / "vae")
-        transformer = WanTransformer3DModel.from_pretrained(str(root / "transformer"))
+        autoencoder = WanVideoAutoencoder.from_pretrained(root / "vae", verify=False)
+        transformer = WanTransformer3DModel.from_pretrained(
+            str(root / "transformer"), use_safetensors=True
+        )
         extra = cond.extra_channels(autoencoder.latent_channels)
         if extra and transformer.config.in_channels == autoencoder.latent_channels:
             widen_patch_embedding(transformer, extra)

@@ -12,15 +12,19 @@ from the procedural world's caption grammar (unknown words, e.g. the held-out ph
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.utils.checks import check_int_range
+from geogrpo.utils.integrity import (
+    load_json_object,
+    load_safetensors,
+    verify_manifest,
+    write_digests_manifest,
+)
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world import datasets as grammar
 
@@ -104,14 +108,20 @@ class GrammarTextEncoder(nn.Module):
             {"class": "GrammarTextEncoder", "vocabulary": self.vocabulary, **self.config},
         )
         atomic_save_safetensors(directory / "model.safetensors", self.state_dict())
+        write_digests_manifest(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> GrammarTextEncoder:
+    def from_pretrained(
+        cls, directory: str | Path, *, verify: bool | None = None
+    ) -> GrammarTextEncoder:
+        """Load a folder written by :meth:`save_pretrained`, its ``manifest.json`` checked first
+        unless ``verify=False``."""
         directory = Path(directory)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        config.pop("class")
+        verify_manifest(directory, verify=verify)
+        config = load_json_object(directory / "config.json", "text encoder config")
+        config.pop("class", None)
         model = cls(**config)
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        model.load_state_dict(load_safetensors(directory / "model.safetensors"))
         return model
 
 
@@ -138,11 +148,13 @@ class UMT5TextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, root: str | Path) -> UMT5TextEncoder:
+        """``root/text_encoder`` (weights from safetensors only, never a pickled ``.bin``) and
+        ``root/tokenizer`` of a diffusers Wan2.1 folder."""
         from transformers import AutoTokenizer, UMT5EncoderModel
 
         root = Path(root)
         return cls(
-            UMT5EncoderModel.from_pretrained(str(root / "text_encoder")),
+            UMT5EncoderModel.from_pretrained(str(root / "text_encoder"), use_safetensors=True),
             AutoTokenizer.from_pretrained(str(root / "tokenizer")),
         )
 

@@ -69,8 +69,10 @@ class LatentGeometryModel(nn.Module):
         save_model(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "tinygeo-lgm") -> LatentGeometryModel:
-        config, state = load_model_files(name_or_path)
+    def from_pretrained(
+        cls, name_or_path: str | Path = "tinygeo-lgm", *, verify: bool | None = None
+    ) -> LatentGeometryModel:
+        config, state = load_model_files(name_or_path, verify=verify)
         model = cls(TinyGeo(**config["geo"]), config["latent_channels"], config["hidden"])
         model.load_state_dict(state)
         return model.eval()

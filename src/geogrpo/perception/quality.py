@@ -96,8 +96,10 @@ class TinyQualityScorer(nn.Module):
         save_model(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "tiny-quality") -> TinyQualityScorer:
-        config, state = load_model_files(name_or_path)
+    def from_pretrained(
+        cls, name_or_path: str | Path = "tiny-quality", *, verify: bool | None = None
+    ) -> TinyQualityScorer:
+        config, state = load_model_files(name_or_path, verify=verify)
         config.setdefault("quantize", False)  # scorers saved before the option read floats
         model = cls(**config)
         model.load_state_dict(state)

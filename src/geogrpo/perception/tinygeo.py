@@ -20,18 +20,22 @@ and the first blocks with a connector on VAE latents (:mod:`geogrpo.perception.l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import roma
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from geogrpo.camera.se3 import intrinsics_from_fov, make_pose
 from geogrpo.perception.base import GeometryEstimate, check_video, sanitize_video
 from geogrpo.utils.checks import check_int_range
+from geogrpo.utils.integrity import (
+    load_json_object,
+    load_safetensors,
+    verify_manifest,
+    write_digests_manifest,
+)
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -178,8 +182,10 @@ class TinyGeo(nn.Module):
         save_model(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "tinygeo") -> TinyGeo:
-        config, state = load_model_files(name_or_path)
+    def from_pretrained(
+        cls, name_or_path: str | Path = "tinygeo", *, verify: bool | None = None
+    ) -> TinyGeo:
+        config, state = load_model_files(name_or_path, verify=verify)
         model = cls(**config)
         model.load_state_dict(state)
         return model.eval()
@@ -190,11 +196,13 @@ def resolve_pretrained(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     shipped = PRETRAINED_DIR / str(name_or_path)
     directory = shipped if shipped.is_dir() else path
-    if not (directory / "config.json").is_file() or not (directory / "model.safetensors").is_file():
+    missing = [f for f in ("config.json", "model.safetensors") if not (directory / f).is_file()]
+    if missing:
         available = sorted(p.name for p in PRETRAINED_DIR.glob("*") if p.is_dir())
         raise FileNotFoundError(
-            f"{name_or_path}: no config.json + model.safetensors there; shipped models are "
-            f"{', '.join(available) or 'none'} (train one with 'geogrpo pretrain tinygeo')"
+            f"{directory / missing[0]}: missing; {name_or_path} needs config.json + "
+            f"model.safetensors. Shipped models are {', '.join(available) or 'none'} (train one "
+            "with 'geogrpo pretrain tinygeo')"
         )
     return directory
 
@@ -206,14 +214,19 @@ def save_model(module: nn.Module, directory: str | Path) -> None:
     config = {"class": type(module).__name__, **module.config}
     atomic_write_json(directory / "config.json", config)
     atomic_save_safetensors(directory / "model.safetensors", module.state_dict())
+    write_digests_manifest(directory)
 
 
-def load_model_files(name_or_path: str | Path) -> tuple[dict, dict[str, Tensor]]:
-    """The config (without its class) and float32 weights of a saved perception model."""
+def load_model_files(
+    name_or_path: str | Path, *, verify: bool | None = None
+) -> tuple[dict, dict[str, Tensor]]:
+    """The config (without its class) and float32 weights of a saved perception model, after
+    checking the folder's ``manifest.json`` (unless ``verify=False``)."""
     directory = resolve_pretrained(name_or_path)
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    verify_manifest(directory, verify=verify)
+    config = load_json_object(directory / "config.json", "perception model config")
     config.pop("class", None)
-    state = load_file(str(directory / "model.safetensors"))
+    state = load_safetensors(directory / "model.safetensors")
     return config, {k: v.float() for k, v in state.items()}
 
 
