@@ -9,7 +9,9 @@ GRPO: one folder per step, ``checkpoints/step_000010/`` with ``trainable.safeten
 trainable weights or adapters by name, whole, loadable without pickle), ``sharded/`` (the
 optimizer state through ``torch.distributed.checkpoint``: each rank writes its shard, and a run
 on another number of ranks, one included, reads it resharded), ``state.pt`` (scheduler, random
-state, step, evaluation history) and ``config.json`` (the resolved config). It is written into a
+state, step, evaluation history), ``config.json`` (the resolved config) and ``manifest.json``
+(the sha256 of ``trainable.safetensors`` and ``state.pt``, checked on resume and on
+:func:`load_checkpoint`: a changed or damaged file is named). It is written into a
 temporary folder that rank 0 renames into place once every rank has written its part, so a
 checkpoint on disk is always complete; a failure leaves the earlier ones as they were.
 
@@ -32,7 +34,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from geogrpo.train.distributed import DistributedContext
-from geogrpo.utils.io import atomic_path
+from geogrpo.utils.integrity import (
+    SKIP_HINT,
+    cached_sha256,
+    load_json_object,
+    verification_enabled,
+)
+from geogrpo.utils.io import atomic_path, file_sha256
 
 TRAIN_STATE = "train_state.pt"
 # Settings that may change between an interrupted run and its resumption: they change where and
@@ -123,6 +131,8 @@ def changed_settings(
 
 PREFIX = "step_"
 FILES = ("trainable.safetensors", "state.pt", "config.json")
+DIGESTED = FILES[:2]  # the files whose sha256 the checkpoint's manifest.json records
+MANIFEST = "manifest.json"
 SHARDED = "sharded"
 
 
@@ -160,6 +170,8 @@ def save_checkpoint(
             save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / FILES[0]))
             torch.save(state, tmp / FILES[1])
             (tmp / FILES[2]).write_text(json.dumps(config, indent=1), encoding="utf-8")
+            digests = {name: file_sha256(tmp / name) for name in DIGESTED}
+            (tmp / MANIFEST).write_text(json.dumps({"sha256": digests}, indent=1), "utf-8")
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
@@ -273,12 +285,18 @@ def find_checkpoint(folder: Path, resume: str) -> Path | None:
     return path
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any]]:
-    """``(weights, state, config)``; a missing, truncated or corrupt file is named. The state is
-    loaded with ``weights_only``: a checkpoint from elsewhere cannot run code."""
+def load_checkpoint(
+    path: Path, *, verify: bool | None = None
+) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any]]:
+    """``(weights, state, config)``; a missing, truncated or corrupt file is named. The weights
+    and state must match the sha256 in the checkpoint's ``manifest.json`` (``verify=False``
+    skips that). The state is loaded with ``weights_only``: a checkpoint from elsewhere cannot
+    run code."""
     for name in FILES:
         if not (path / name).is_file():
             raise ValueError(f"{path / name}: missing; the checkpoint is incomplete")
+    if verification_enabled(verify):
+        verify_checkpoint(path)
     try:
         weights = load_file(str(path / FILES[0]))
     except Exception as err:
@@ -292,6 +310,27 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict
     except ValueError as err:
         raise ValueError(f"{path / FILES[2]}: not valid JSON ({err})") from None
     return weights, state, config
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Check ``trainable.safetensors`` and ``state.pt`` against the checkpoint's manifest."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise ValueError(
+            f"{manifest}: missing, so the checkpoint's files cannot be checked (it was written "
+            f"before checkpoints recorded their sha256, or copied in part); {SKIP_HINT}"
+        )
+    table = load_json_object(manifest, "checkpoint manifest").get("sha256")
+    if not isinstance(table, dict) or set(table) != set(DIGESTED):
+        raise ValueError(f"{manifest}: its 'sha256' table must list {', '.join(DIGESTED)}")
+    for name in DIGESTED:
+        actual = cached_sha256(path / name)
+        if actual != table[name]:
+            raise ValueError(
+                f"{path / name}: corrupt or truncated: its sha256 {actual[:12]}... differs from "
+                f"{str(table[name])[:12]}... recorded in {manifest}; resume from an earlier "
+                f"checkpoint (--resume {path.parent}/step_...), or {SKIP_HINT}"
+            )
 
 
 def check_same_settings(

@@ -85,6 +85,11 @@ class ModelConfig:
         "on runs of more than a few dozen steps",
         "no",
     )
+    verify_weights: bool = _help(
+        "check every model and checkpoint the run loads against the sha256 in its manifest "
+        "(a mismatch names the file); false loads your own edited weights unverified",
+        True,
+    )
 
     def __post_init__(self) -> None:
         _choice("model.trainable", self.trainable, TRAINABLE)

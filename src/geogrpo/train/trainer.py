@@ -75,6 +75,7 @@ from geogrpo.train.distributed import (
 )
 from geogrpo.train.logging import NullLogger, RunLogger
 from geogrpo.train.plots import plot_run
+from geogrpo.utils.integrity import weight_verification
 from geogrpo.utils.io import atomic_write_json, atomic_write_text
 from geogrpo.utils.video import model_to_frames, to_uint8, write_video
 
@@ -184,6 +185,22 @@ class GRPOTrainer:
         out_dir: str | Path,
         resume: str | None = None,
         ctx: DistributedContext | None = None,
+    ) -> None:
+        with self._verification(config):
+            self._set_up(config, out_dir, resume, ctx)
+
+    @staticmethod
+    def _verification(config: GRPOConfig) -> contextlib.AbstractContextManager[None]:
+        """``model.verify_weights: false`` loads the run's models and checkpoints unverified
+        (their manifests' sha256 unchecked); true leaves the caller's setting as it is."""
+        return weight_verification(None if config.model.verify_weights else False)
+
+    def _set_up(
+        self,
+        config: GRPOConfig,
+        out_dir: str | Path,
+        resume: str | None,
+        ctx: DistributedContext | None,
     ) -> None:
         from geogrpo.recipes.preflight import check_full_scale_files
 
@@ -916,6 +933,10 @@ class GRPOTrainer:
         """Run to ``config.steps``: evaluate before, every ``eval.every`` steps and at the end;
         checkpoint every ``checkpoint.every`` steps and at the end. Every rank runs this; rank 0
         alone writes logs, plots and the summary."""
+        with self._verification(self.config):  # estimators load on first use
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         cfg, main = self.config, self.ctx.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
