@@ -33,7 +33,7 @@ def test_t2v_sample_writes_video_and_the_cameras_the_prompt_asks_for(policies, t
     assert main([*args, "--prompt", prompt, "--steps", "2", *cfg]) == 0
     assert read_video(guided).shape == plain.shape and (read_video(guided) != plain).any()
     assert main([*args, "--prompt", prompt, "--guidance-scale", "-1"]) == 2
-    assert "guidance_scale" in capsys.readouterr().err
+    assert "--guidance-scale" in capsys.readouterr().err
     wide = tmp_path / "wide.mp4"
     assert (
         main([*args, "--prompt", prompt, "--steps", "1", "--width", "48", "--out", str(wide)]) == 0
