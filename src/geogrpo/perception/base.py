@@ -99,11 +99,10 @@ def check_video(name: str, video: object, min_frames: int = 1) -> Tensor:
             f"{name}: expected [B, F, H, W, 3] RGB in [0, 1], got {tuple(video.shape)}; "
             "channels-first videos convert with video.permute(0, 2, 3, 4, 1)"
         )
-    if video.shape[1] < min_frames or min(video.shape[:4]) < 1:
-        raise ValueError(
-            f"{name}: needs at least one clip of {min_frames} frames of at least 1x1 pixels, got "
-            f"shape {tuple(video.shape)}"
-        )
+    if video.shape[1] < min_frames:
+        raise ValueError(f"{name}: needs at least {min_frames} frames, got {video.shape[1]}")
+    if min(video.shape) < 1:
+        raise ValueError(f"{name}: empty video of shape {tuple(video.shape)}")
     return check_range(name, video, 0.0, 1.0)
 
 
