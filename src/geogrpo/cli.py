@@ -91,6 +91,7 @@ def _run_toy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _out_dir(out)
     with RunLogger(out) as logger:
         result = run_toy_grpo(cfg, log=logger.log)
     atomic_write_json(out / "summary.json", result.summary())
@@ -117,6 +118,7 @@ def _world_render(args: argparse.Namespace) -> int:
     from geogrpo.world.render import render
 
     _check_counts(args, size=1, frames=1)
+    _out_file(args.out)
     if args.trajectory not in PATH_KINDS:
         return _world_render_pair(args)
     for flag in ("split", "index", "source_path"):
@@ -271,6 +273,7 @@ def _world_build(args: argparse.Namespace) -> int:
     from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips, build_missing
 
     _check_counts(args, n=1, frames=1, size=1, workers=1)
+    _out_dir(Path(args.out) / args.kind / args.split)
     cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
     # the layout `geogrpo pretrain` and `geogrpo train` read: <out>/t2v/<split>, <out>/pairs/<split>
     out = Path(args.out) / args.kind / args.split
@@ -309,6 +312,7 @@ def _world_sheet(args: argparse.Namespace) -> int:
     from geogrpo.world.sheet import contact_sheet
 
     _check_counts(args, per_split=1, size=1)
+    _out_file(args.out)
     path = contact_sheet(args.out, per_split=args.per_split, size=args.size)
     print(f"wrote {path}")
     return 0
@@ -327,9 +331,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     device = check_device("device", args.device)
     _check_sample_numbers(args)
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
+    out = _out_file(args.out)  # before any model loads: a bad --out fails at once
     if args.checkpoint or (Path(args.policy) / "checkpoints").is_dir():
         from geogrpo.train.trainer import policy_from_run
 
@@ -447,6 +449,7 @@ def _train(args: argparse.Namespace) -> int:
             f"--out: {out} is not empty; pass --resume auto to continue that run, or choose "
             "another folder"
         )
+    _out_dir(out)
     try:
         trainer = GRPOTrainer(config, out, resume=args.resume)
         summary = trainer.train()
@@ -478,6 +481,7 @@ def _eval(args: argparse.Namespace) -> int:
     _check_counts(args, n=1, videos=0, num_inference_steps=1)
     if args.group is not None and args.group < 2:
         raise ValueError(f"--group: a group needs at least 2 samples, got {args.group}")
+    _out_dir(args.out)
     config_file = args.config
     run_config = Path(args.policy or "") / "config.yaml"
     if args.recipe is None and config_file is None and args.policy and run_config.is_file():
@@ -542,6 +546,7 @@ def _eval_suite(args: argparse.Namespace, config) -> int:
 def _eval_compare(args: argparse.Namespace) -> int:
     from geogrpo.eval.compare import compare_evaluations
 
+    _out_dir(args.out)
     a, b = args.compare
     compare_evaluations(a, b, args.out, seed=args.seed)
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
@@ -553,6 +558,7 @@ def _eval_compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from geogrpo.eval.report import build_report
 
+    _out_file(args.out)
     print(build_report(args.dir, args.out))
     return 0
 
@@ -619,6 +625,7 @@ def _demo(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(out)
+    _out_dir(out)
     config = load_config(DEMO_RECIPE, overrides=[f"steps={args.steps}", *DEMO_SETTINGS])
     print(
         f"geogrpo demo: GRPO post-training of {config.model.policy} with the {DEMO_RECIPE} "
@@ -665,6 +672,7 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--resume", default=None, help="auto (newest checkpoint in --out) or a checkpoint folder"
     )
+    _add_verify_flag(t)
     t.set_defaults(func=_train)
     e = sub.add_parser(
         "eval",
@@ -767,6 +775,7 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--out", required=True, help="output folder (samples.jsonl, summary.json, table.md)"
     )
+    _add_verify_flag(e)
     e.set_defaults(func=_eval)
     c = sub.add_parser("config", help="inspect configs")
     csub = c.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND", required=True)
@@ -807,7 +816,14 @@ def _pretrain(args: argparse.Namespace) -> int:
         from geogrpo.pretrain.lgm import pretrain_lgm as run
     else:
         from geogrpo.pretrain.quality import pretrain_quality as run
-    metrics = run(config_from_args(args.pretrain_config, args))
+    cfg = config_from_args(args.pretrain_config, args)
+    if command == "export":  # the shipped folder is refused before anything is created there
+        from geogrpo.pretrain.common import shipped_folder
+
+        if shipped_folder(cfg.out) is not None and not cfg.overwrite_shipped:
+            return run(cfg)  # raises, naming --overwrite-shipped
+    _out_dir(cfg.out)
+    metrics = run(cfg)
     print("\n".join(f"{k}: {v}" for k, v in metrics.items()))
     return 0
 
@@ -845,6 +861,7 @@ def _add_pretrain_commands(sub: argparse._SubParsersAction) -> None:
     ):
         command = psub.add_parser(name, help=help_text)
         add_dataclass_arguments(command, cls)
+        _add_verify_flag(command)
         command.set_defaults(func=_pretrain, pretrain_config=cls)
 
 
@@ -943,6 +960,29 @@ def _add_toy_arguments(toy: argparse.ArgumentParser) -> None:
     toy.set_defaults(func=_run_toy)
 
 
+def _add_verify_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-verify-weights",
+        action="store_true",
+        help="load models and checkpoints without checking each weight file's sha256 against "
+        "its folder's manifest.json (only for weights you changed yourself)",
+    )
+
+
+def _out_dir(path: str | Path) -> Path:
+    """An output folder, created and checked writable before any work (a clear error if not)."""
+    from geogrpo.utils.integrity import check_output_dir
+
+    return check_output_dir(path)
+
+
+def _out_file(path: str | Path) -> Path:
+    """An output file whose folder is created and checked writable before any work."""
+    from geogrpo.utils.integrity import check_output_file
+
+    return check_output_file(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; kept separate so tests and docs can inspect it (the flags of ``world``
     and ``toy-grpo`` are added when those are first parsed or print their help)."""
@@ -965,6 +1005,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--overwrite", action="store_true", help="replace an earlier demo run in --out"
     )
+    _add_verify_flag(demo)
     demo.set_defaults(func=_demo)
     _add_train_commands(sub)
 
@@ -1041,6 +1082,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="cpu", help="torch device, e.g. cuda or cuda:1 (default: cpu)"
     )
     s.add_argument("--out", default="sample.mp4", help="output video (default: sample.mp4)")
+    _add_verify_flag(s)
     s.set_defaults(func=_sample)
     rep = sub.add_parser(
         "report",
@@ -1064,9 +1106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    from geogrpo.utils.integrity import weight_verification
+
     try:
-        return int(args.func(args))
-    except (ValueError, FileNotFoundError, ConnectionError) as err:
+        with weight_verification(False if getattr(args, "no_verify_weights", False) else None):
+            return int(args.func(args))
+    except (ValueError, OSError) as err:  # OSError: FileNotFoundError, PermissionError, ...
         rank = os.environ.get("RANK", "0")  # under torchrun every rank reports, rank 0 plainly
         print(f"error{'' if rank == '0' else f' (rank {rank})'}: {err}", file=sys.stderr)
         return 2

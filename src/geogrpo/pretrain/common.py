@@ -82,6 +82,19 @@ def invocation() -> str:
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def shipped_folder(path: str | Path) -> Path | None:
+    """The package's shipped-models folder (``models/pretrained`` or ``perception/pretrained``)
+    that ``path`` lies in, or None."""
+    import geogrpo
+
+    package = Path(geogrpo.__file__).resolve().parent
+    target = Path(path).resolve()
+    for root in (package / "models" / "pretrained", package / "perception" / "pretrained"):
+        if target == root or root in target.parents:
+            return root
+    return None
+
+
 def weight_digests(out: Path) -> dict[str, str]:
     """sha256 of every ``*.safetensors`` under ``out``, by relative path."""
     return {str(p.relative_to(out)): file_sha256(p) for p in sorted(out.rglob("*.safetensors"))}

@@ -248,13 +248,19 @@ class PolicyExportConfig:
         "a folder written by geogrpo pretrain policy (with its manifest.json)",
     )
     out: str = option(
-        "src/geogrpo/models/pretrained/tiny-t2v",
-        "folder for the exported policy and its manifest (which embeds the training run's)",
+        "runs/export/tiny-t2v",
+        "folder for the exported policy and its manifest (which embeds the training run's); "
+        "the package's shipped folders only with --overwrite-shipped",
     )
     dtype: str = option(
         "float16",
         "dtype of the stored transformer weights (float16, bfloat16 or float32); loading casts "
         "them back to float32",
+    )
+    overwrite_shipped: bool = option(
+        False,
+        "allow --out inside the package's shipped models (src/geogrpo/*/pretrained/), to "
+        "replace a shipped policy on purpose",
     )
 
     def __post_init__(self) -> None:

@@ -40,12 +40,14 @@ from geogrpo.models.policy import (
 from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.pretrain.common import (
     invocation,
+    shipped_folder,
     weight_digests,
     write_manifest,
 )
 from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
 from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
+from geogrpo.utils.integrity import load_json_object
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json, state_dict_sha256
 from geogrpo.world.datasets import (
     MultiViewPairs,
@@ -424,13 +426,19 @@ def export_policy(cfg: PolicyExportConfig) -> dict[str, Any]:
     keeps the training run's (command, seed, data, wall time, metrics) and embeds it whole, so
     what ships is traceable to the run that made it."""
     source, out = Path(cfg.source), Path(cfg.out)
+    shipped = shipped_folder(out)
+    if shipped is not None and not cfg.overwrite_shipped:
+        raise ValueError(
+            f"out: {out} is inside the package's shipped models ({shipped}); export elsewhere "
+            "(--out runs/export/NAME), or pass --overwrite-shipped to replace a shipped policy"
+        )
     run_manifest_path = source / "manifest.json"
     if not run_manifest_path.is_file():
         raise FileNotFoundError(
             f"source: no manifest.json in {source}; export a folder written by "
             "`geogrpo pretrain policy`"
         )
-    run = json.loads(run_manifest_path.read_text(encoding="utf-8"))
+    run = load_json_object(run_manifest_path, "training run's manifest")
     policy = VideoPolicy.from_pretrained(source)
     start = time.perf_counter()
     policy.save_pretrained(out, dtype=getattr(torch, cfg.dtype))
