@@ -327,6 +327,18 @@ class VideoPolicy(nn.Module):
         base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
         self.conditioning.enable_gradient_checkpointing(base)
 
+    def compile_blocks(self, backend: str = "inductor") -> None:
+        """``torch.compile`` every transformer block in place (``nn.Module.compile``).
+
+        Per block rather than the whole module: parameter names stay as they are (checkpoints
+        and LoRA key on them; compiling the module would prefix ``_orig_mod.``), FSDP2 shards
+        the same blocks, and the conditionings' hooks and gradient checkpointing wrap the
+        compiled call unchanged. Shapes are static: a new micro-batch shape compiles once more.
+        """
+        base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
+        for block in base.blocks:
+            block.compile(backend=backend, dynamic=False)
+
     # -- persistence --------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
@@ -352,18 +364,6 @@ class VideoPolicy(nn.Module):
             {
                 "conditioning": self.conditioning.name,
                 "conditioning_options": self.conditioning.options(),
-    def compile_blocks(self, backend: str = "inductor") -> None:
-        """``torch.compile`` every transformer block in place (``nn.Module.compile``).
-
-        Per block rather than the whole module: parameter names stay as they are (checkpoints
-        and LoRA key on them; compiling the module would prefix ``_orig_mod.``), FSDP2 shards
-        the same blocks, and the conditionings' hooks and gradient checkpointing wrap the
-        compiled call unchanged. Shapes are static: a new micro-batch shape compiles once more.
-        """
-        base = getattr(self.transformer, "get_base_model", lambda: self.transformer)()
-        for block in base.blocks:
-            block.compile(backend=backend, dynamic=False)
-
                 "prediction": self.prediction,
             },
         )
