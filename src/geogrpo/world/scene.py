@@ -47,14 +47,14 @@ class Motion:
         object.__setattr__(self, "velocity", _vec3("motion.velocity", self.velocity))
 
     def offset(self, time: torch.Tensor) -> torch.Tensor:
-        """Displacement ``[T, 3]`` from the rest centre at times ``[T]`` (seconds)."""
+        """Displacement ``[T, 3]`` from the rest centre at times ``[T]`` (seconds, any device)."""
         t = time.to(torch.float64)[:, None]
         if self.kind == "linear":
-            return t * torch.tensor(self.velocity, dtype=torch.float64)
+            return t * torch.tensor(self.velocity, dtype=torch.float64, device=t.device)
         if self.kind == "circular":
             a = self.angular_speed * t[:, 0]
             return self.radius * torch.stack([torch.cos(a) - 1, 0 * a, torch.sin(a)], dim=-1)
-        return torch.zeros(time.shape[0], 3, dtype=torch.float64)
+        return torch.zeros(time.shape[0], 3, dtype=torch.float64, device=t.device)
 
 
 @dataclass(frozen=True)

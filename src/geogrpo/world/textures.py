@@ -65,7 +65,7 @@ def _mix(colors: Tensor, m: Tensor) -> Tensor:
     pos = m.clamp(0, 1) * k
     i = pos.floor().clamp(max=k - 1).long()
     frac = (pos - i)[:, None]
-    return colors[i] * (1 - frac) + colors[i + 1] * frac
+    return colors.index_select(0, i) * (1 - frac) + colors.index_select(0, i + 1) * frac
 
 
 def _value_noise(uv: Tensor, seed: int) -> Tensor:
@@ -74,9 +74,8 @@ def _value_noise(uv: Tensor, seed: int) -> Tensor:
     Bilinear sampling at ``cell + smoothstep(frac)`` *is* smoothstep interpolation, so one
     ``grid_sample`` on the wrapped 64x64 lattice does the work of four gathers.
     """
-    table = torch.rand(64, 64, generator=torch.Generator().manual_seed(seed), dtype=uv.dtype)
-    wrapped = F.pad(table[None, None], (0, 1, 0, 1), mode="circular")  # [1, 1, 65, 65]
-    total = torch.zeros(uv.shape[0], dtype=uv.dtype)
+    wrapped = _noise_lattice(seed, uv.dtype).to(uv.device)  # [1, 1, 65, 65]
+    total = torch.zeros(uv.shape[0], dtype=uv.dtype, device=uv.device)
     for octave, weight in ((1.0, 0.65), (2.0, 0.35)):
         p = uv * octave
         cell = p.floor()
@@ -86,6 +85,14 @@ def _value_noise(uv: Tensor, seed: int) -> Tensor:
         sampled = F.grid_sample(wrapped, grid, mode="bilinear", align_corners=True)
         total = total + weight * sampled[0, 0, :, 0]
     return total
+
+
+def _noise_lattice(seed: int, dtype: torch.dtype) -> Tensor:
+    """The wrapped 64x64 lattice ``[1, 1, 65, 65]`` of a noise seed, drawn from a CPU generator
+    whatever the device that samples it: a seed is the same texture on every device."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    table = torch.rand(64, 64, generator=generator, dtype=dtype, device="cpu")
+    return F.pad(table[None, None], (0, 1, 0, 1), mode="circular")
 
 
 @functools.lru_cache(maxsize=len(PHOTOS))
@@ -116,7 +123,7 @@ def evaluate_texture(texture: Texture, uv: Tensor) -> Tensor:
 
 def _pattern(texture: Texture, uv: Tensor) -> Tensor:
     p = uv / texture.scale
-    colors = torch.tensor(texture.colors, dtype=uv.dtype)
+    colors = torch.tensor(texture.colors, dtype=uv.dtype, device=uv.device)
     if texture.kind == "checker":
         s = torch.sin(math.pi * p[:, 0]) * torch.sin(math.pi * p[:, 1])
         return _mix(colors, 0.5 + 0.5 * torch.tanh(_EDGE_SHARPNESS * s))
@@ -132,7 +139,7 @@ def _pattern(texture: Texture, uv: Tensor) -> Tensor:
         a = math.radians(texture.angle_deg)
         along = p[:, 0] * math.cos(a) + p[:, 1] * math.sin(a)
         return _mix(colors, 0.5 - 0.5 * torch.cos(2 * math.pi * along))  # smooth triangle-ish ramp
-    photo = load_photo(texture.photo).to(uv.dtype)
+    photo = load_photo(texture.photo).to(uv.device, uv.dtype)
     grid = (torch.remainder(p, 1.0) * 2 - 1)[None, :, None, :]  # tile the photo every period
     sampled = F.grid_sample(photo[None], grid, mode="bilinear", align_corners=False)
     return sampled[0, :, :, 0].T
