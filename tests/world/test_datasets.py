@@ -234,3 +234,26 @@ def test_build_missing_needs_a_cache_and_a_worker():
         build_missing(MultiViewPairs("val", 2, num_frames=2, size=16), range(2))
     with pytest.raises(ValueError, match="workers"):
         build_missing(MultiViewPairs("val", 2, num_frames=2, size=16), range(2), workers=0)
+
+
+def test_datasets_render_on_their_device_and_keep_items_on_the_cpu():
+    pairs = MultiViewPairs("train", 2, num_frames=3, size=16, device="cpu")
+    item = pairs[1]
+    assert item["target_video"].device.type == "cpu"
+    assert torch.equal(item["target_video"], MultiViewPairs("train", 2, 3, 16)[1]["target_video"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="^device: 'cuda' asked for"):
+            TextToVideoClips("train", 2, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_items_built_on_cuda_are_the_cpu_items(tmp_path):
+    cuda = MultiViewPairs("train", 3, num_frames=3, size=24, cache_dir=tmp_path, device="cuda")
+    assert build_missing(cuda, range(3), workers=2) == 3
+    for i in range(3):
+        gpu, cpu = cuda[i], MultiViewPairs("train", 3, num_frames=3, size=24)[i]
+        for key in ("source_video", "target_video"):
+            assert gpu[key].device.type == "cpu"
+            same = (gpu[key] - cpu[key]).abs().amax(-1) < 1e-4
+            assert float(same.float().mean()) > 0.995, (i, key)
+        assert gpu["caption"] == cpu["caption"]

@@ -33,7 +33,7 @@ from geogrpo.camera.keywords import camera_keywords_to_trajectory
 from geogrpo.camera.presets import PRESETS, preset_trajectory
 from geogrpo.camera.se3 import check_pose, invert_pose
 from geogrpo.camera.trajectory import SpeedPrior, sample_speed_rescaled
-from geogrpo.utils.checks import check_choice, check_int_range
+from geogrpo.utils.checks import check_choice, check_device, check_int_range
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json
 from geogrpo.world.paths import make_path, orbit_path
 from geogrpo.world.render import Render, render
@@ -220,8 +220,12 @@ class _WorldClips(Dataset):
         dynamic_fraction: float = 0.3,
         cache_dir: str | Path | None = None,
         width: int | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         check_choice("split", split, tuple(SPLITS))
+        # where items are rendered (they are kept on the CPU); not a setting of the cache: a
+        # device changes a picture by float rounding only
+        self.device = check_device("device", device)
         self.split, self.n = split, check_int_range("n", n, 1, SCENES_PER_SPLIT)
         self.num_frames = check_int_range("num_frames", num_frames, self.min_frames)
         self.size, self.seed = check_int_range("size", size, 8), seed
@@ -288,6 +292,10 @@ class _WorldClips(Dataset):
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _render(self, scene: Scene, w2c: Tensor, height: int, width: int) -> Render:
+        """A clip rendered on the dataset's device, returned on the CPU."""
+        return render(scene, w2c, height, width, device=self.device).to("cpu")
+
 
 class TextToVideoClips(_WorldClips):
     """Text-to-video clips: caption (scene + camera words), the clip, its depth and cameras."""
@@ -300,7 +308,7 @@ class TextToVideoClips(_WorldClips):
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         camera_text = self._camera_text(rng)
         w2c = camera_keywords_to_trajectory(camera_text, max(self.num_frames, 2))[: self.num_frames]
-        r = render(scene, w2c, self.size, self.width)
+        r = self._render(scene, w2c, self.size, self.width)
         return {
             "video": r.rgb,
             "depth": r.depth,
@@ -328,7 +336,7 @@ class MultiViewPairs(_WorldClips):
 
     def _make(self, scene: Scene, rng: torch.Generator) -> dict[str, Any]:
         source_w2c, relative, relative_kind = self._paths(rng)
-        src = render(scene, source_w2c, self.size, self.width)
+        src = self._render(scene, source_w2c, self.size, self.width)
         source = _source_fields(src, scene)
         target = self._render_target(scene, source, relative)
         return _pair_fields(source, target, relative, relative_kind)
@@ -358,7 +366,7 @@ class MultiViewPairs(_WorldClips):
             source["caption"] = caption_for(Scene.from_json(source["scene"]))  # as __getitem__
             return source
         scene, source_w2c = self.source_path(index)
-        return _source_fields(render(scene, source_w2c, self.size, self.width), scene)
+        return _source_fields(self._render(scene, source_w2c, self.size, self.width), scene)
 
     def target_along(
         self,
@@ -402,7 +410,7 @@ class MultiViewPairs(_WorldClips):
 
     def _render_target(self, scene: Scene, source: dict[str, Any], relative: Tensor) -> Render:
         height, width = source["source_video"].shape[1:3]
-        return render(scene, relative @ source["source_w2c"], height, width)
+        return self._render(scene, relative @ source["source_w2c"], height, width)
 
     def _draw_source_path(self, rng: torch.Generator) -> tuple[Tensor, int]:
         """``(source_w2c [F, 4, 4], path seed)``: the first draws of :meth:`_paths`."""
@@ -491,9 +499,10 @@ def _pair_fields(
 
 def build_missing(dataset: _WorldClips, indices: Iterable[int], workers: int = 1) -> int:
     """Render and cache the items of ``indices`` not cached yet, in ``workers`` processes of one
-    torch thread each (rendering is a Python loop over frames and primitives, so processes
-    scale where threads do not). Items are pure functions of their index, so the order and the
-    number of workers change nothing on disk. Returns how many items were rendered."""
+    torch thread each (a clip is a few hundred tensor operations on arrays of a few MB, which
+    processes scale where threads do not), on the dataset's ``device`` (the workers share a GPU).
+    Items are pure functions of their index, so the order and the number of workers change
+    nothing on disk. Returns how many items were rendered."""
     check_int_range("workers", workers, 1)
     if dataset.cache_dir is None:
         raise ValueError("dataset: build_missing writes the cache; give the dataset a cache_dir")
