@@ -50,6 +50,23 @@ def test_refinement_a_clip_at_a_time_equals_one_call_over_the_batch(with_rgb):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("fastpath", [True, False])
+def test_global_attention_matches_the_fused_path_and_restores_the_flag(fastpath):
+    block = tiny().blocks[1].eval()  # attends across frames
+    assert block.scope == "global"
+    tokens = torch.randn(2, 3, 5, 32)
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(fastpath)
+    try:
+        with torch.no_grad():
+            got = block(tokens)
+            fused = block.layer(tokens.reshape(2, 15, 32)).reshape(2, 3, 5, 32)
+        assert torch.backends.mha.get_fastpath_enabled() is fastpath
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+    torch.testing.assert_close(got, fused, rtol=1e-5, atol=1e-5)
+
+
 def test_loss_is_zero_for_perfect_cameras_and_falls_when_training():
     model = tiny()
     video = torch.rand(2, 4, 32, 32, 3)
