@@ -277,7 +277,15 @@ def _world_build(args: argparse.Namespace) -> int:
     cls = TextToVideoClips if args.kind == "t2v" else MultiViewPairs
     # the layout `geogrpo pretrain` and `geogrpo train` read: <out>/t2v/<split>, <out>/pairs/<split>
     out = Path(args.out) / args.kind / args.split
-    data = cls(args.split, args.n, args.frames, args.size, seed=args.seed, cache_dir=out)
+    data = cls(
+        args.split,
+        args.n,
+        args.frames,
+        args.size,
+        seed=args.seed,
+        cache_dir=out,
+        device=args.device,
+    )
     build_missing(data, range(1), 1)
     per_item = sum(p.stat().st_size for p in out.glob(f"{data.kind}_000000.safetensors"))
     print(
@@ -939,6 +947,12 @@ def _add_world_arguments(world: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="processes rendering in parallel, one torch thread each (default: 1)",
+    )
+    b.add_argument(
+        "--device",
+        default="cpu",
+        help="where the workers render: cpu or cuda (they share the GPU; items are the CPU's up "
+        "to float rounding) (default: cpu)",
     )
     b.add_argument("--out", default="data", help="output folder (default: data)")
     b.set_defaults(func=_world_build)
