@@ -257,3 +257,11 @@ def test_items_built_on_cuda_are_the_cpu_items(tmp_path):
             same = (gpu[key] - cpu[key]).abs().amax(-1) < 1e-4
             assert float(same.float().mean()) > 0.995, (i, key)
         assert gpu["caption"] == cpu["caption"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error of a machine without CUDA")
+def test_cli_build_refuses_cuda_without_it_before_rendering(tmp_path, capsys):
+    args = ["world", "build", "--kind", "pairs", "--n", "1", "--out", str(tmp_path)]
+    assert main([*args, "--device", "cuda"]) == 2
+    assert "device: 'cuda' asked for, but torch sees no CUDA device" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.safetensors"))
