@@ -6,21 +6,18 @@ Prints (1) static-camera / tinygeo / LGM / classical / flow_pnp accuracy on val 
 splits, on clean renders and on renders degraded the way a policy's are (the tiny autoencoder's
 round trip, a Gaussian blur of sigma 1 px), with seconds per clip, (2) seconds per clip
 of every reward, (3) VGGRPO's comparison: smoothness + reprojection from latents through the
-Latent Geometry Model vs decode-then-tinygeo, time and peak memory, each path measured in its
-own fresh subprocess (peak resident memory above the process's baseline after imports), and
-(4) World-R1's reconstruction reward on consistent val clips against clips whose frames come
-from three different scenes, through tinygeo.
+Latent Geometry Model vs decode-then-tinygeo, time and peak memory (``bench/latent_vs_rgb.py``,
+run from here), and (4) World-R1's reconstruction reward on consistent val clips against clips
+whose frames come from three different scenes, through tinygeo.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -160,64 +157,12 @@ def reward_times(n: int) -> None:
         print(f"  {name} (incl. estimate): {(time.perf_counter() - t) / b:.4f}")
 
 
-def one_path(path: str, latents_file: str) -> dict[str, float]:
-    """Run in a fresh subprocess: time and peak memory of one latent-reward path, from latents
-    saved by the parent (so loading and encoding clips do not set the peak)."""
-    from geogrpo.models.autoencoder import load_autoencoder
-    from geogrpo.models.policy import PRETRAINED_DIR
-    from geogrpo.perception.latent import LatentGeometryEstimator
-    from geogrpo.perception.tinygeo import TinyGeoEstimator
-    from geogrpo.rewards.base import RewardBatch
-    from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward
-
-    ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
-    latents = torch.load(latents_file)
-    est = LatentGeometryEstimator() if path == "latent" else TinyGeoEstimator()
-    source = "latent" if path == "latent" else "rgb"
-    rewards = [SmoothnessReward(est, source=source), ReprojectionReward(est, source=source)]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
-    with torch.no_grad():
-        if path == "latent":
-            batch = RewardBatch(latents=latents)
-        else:
-            video = ae.decode(latents).permute(0, 2, 3, 4, 1).add(1).div(2).clamp(0, 1)
-            batch = RewardBatch(video=video)
-        for r in rewards:
-            r(batch)
-    wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
-    return {"s_per_clip": wall / latents.shape[0], "peak_mb": peak / 1024}
-
-
-def latent_vs_rgb(n: int) -> None:
-    from geogrpo.models.autoencoder import load_autoencoder
-    from geogrpo.models.policy import PRETRAINED_DIR
-    from geogrpo.pretrain.common import load_clips
-    from geogrpo.pretrain.lgm import encode_clips
-
-    ae = load_autoencoder(PRETRAINED_DIR / "tiny-autoencoder").eval()
-    latents = encode_clips(ae, load_clips("val", n // 2, 17, 96, "data")["video"])
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        latents_file = f"{tmp}/latents.pt"
-        torch.save(latents, latents_file)
-        for path in ("rgb", "latent"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--one-path", path, "--latents", latents_file],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            results[path] = json.loads(out.stdout.strip().splitlines()[-1])
-    r, lt = results["rgb"], results["latent"]
-    print("\nsmoothness + reprojection, per clip (each path in a fresh process)")
-    print(f"  decode + tinygeo: {r['s_per_clip']:.4f} s, peak +{r['peak_mb']:.0f} MB")
-    print(f"  latents + LGM:    {lt['s_per_clip']:.4f} s, peak +{lt['peak_mb']:.0f} MB")
-    print(
-        f"  latent / RGB: time {lt['s_per_clip'] / r['s_per_clip']:.2f}, "
-        f"memory {lt['peak_mb'] / max(r['peak_mb'], 1e-9):.2f} "
-        "(VGGRPO at full scale: 41.33 / 54.73 s = 0.76, 68.57 / 76.80 GB = 0.89)"
+def latent_vs_rgb() -> None:
+    """Part (3): the interleaved comparison in its own script, on the vggrpo recipe's batch."""
+    print(flush=True)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("latent_vs_rgb.py")), "--repeats", "3"],
+        check=True,
     )
 
 
@@ -256,15 +201,10 @@ def reconstruction_ranking(n: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
-    p.add_argument("--one-path", choices=("rgb", "latent"))
     p.add_argument(
         "--only", choices=("accuracy", "times", "reconstruction"), help="run one part only"
     )
-    p.add_argument("--latents", help="(internal) latents file for --one-path")
     args = p.parse_args()
-    if args.one_path:
-        print(json.dumps(one_path(args.one_path, args.latents)))
-        return
     if args.only:
         parts = {"accuracy": accuracy, "times": reward_times}
         parts["reconstruction"] = reconstruction_ranking
@@ -272,7 +212,7 @@ def main() -> None:
         return
     accuracy(args.n)
     reward_times(args.n)
-    latent_vs_rgb(args.n)
+    latent_vs_rgb()
     reconstruction_ranking(args.n)
 
 
