@@ -85,7 +85,7 @@ def umeyama(src: Tensor, dst: Tensor, with_scale: bool = True) -> Sim3:
         r, t, s = roma.rigid_points_registration(src, dst, compute_scaling=True)
     else:
         r, t = roma.rigid_points_registration(src, dst)
-        s = torch.ones(r.shape[:-2], dtype=r.dtype)
+        s = torch.ones(r.shape[:-2], dtype=r.dtype, device=r.device)
     return Sim3(scale=s, rotation=r, translation=t)
 
 
@@ -163,7 +163,7 @@ def _sim3_aligned_centers(est: Tensor, ref: Tensor) -> Tensor:
             out.append(umeyama(e, r).apply(e))
         else:
             den = e.square().sum()
-            scale = (e * r).sum() / den if float(den) > 0 else torch.zeros((), dtype=e.dtype)
+            scale = (e * r).sum() / den if float(den) > 0 else e.new_zeros(())
             out.append(scale * e)
     return torch.stack(out).reshape(*lead, *est.shape[-2:])
 
@@ -224,7 +224,7 @@ def rpe(w2c_est: Tensor, w2c_ref: Tensor, delta: int = 1) -> tuple[Tensor, Tenso
     rel_ref = torch.linalg.solve(ref[..., :-delta, :, :], ref[..., delta:, :, :])
     err = torch.linalg.solve(rel_ref, rel_est)
     trans = err[..., :3, 3].square().sum(dim=-1).mean(dim=-1).sqrt()
-    eye = torch.eye(3, dtype=err.dtype).expand_as(err[..., :3, :3])
+    eye = torch.eye(3, dtype=err.dtype, device=err.device).expand_as(err[..., :3, :3])
     return trans, rotation_angle(err[..., :3, :3], eye).mean(dim=-1)
 
 

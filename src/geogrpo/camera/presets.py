@@ -43,7 +43,7 @@ def look_at_c2w(center: Tensor, target: Tensor) -> Tensor:
     """Camera-to-world ``[..., 4, 4]`` at ``center`` looking at ``target``, no roll (up = -y)."""
     forward = target - center
     forward = forward / forward.norm(dim=-1, keepdim=True)
-    down = torch.tensor([0.0, 1.0, 0.0], dtype=center.dtype).expand_as(forward)
+    down = center.new_tensor([0.0, 1.0, 0.0]).expand_as(forward)
     right = torch.linalg.cross(down, forward)
     right = right / right.norm(dim=-1, keepdim=True)
     down = torch.linalg.cross(forward, right)

@@ -181,5 +181,7 @@ def intrinsics_from_fov(
 def scale_intrinsics(k: Tensor, sx: float, sy: float) -> Tensor:
     """Intrinsics for an image resized by ``(sx, sy)`` (pixel-edge convention: c scales too)."""
     check_intrinsics("k", k)
-    s = torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=k.dtype)
+    s = torch.tensor(
+        [[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=k.dtype, device=k.device
+    )
     return s @ k

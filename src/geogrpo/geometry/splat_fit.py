@@ -64,6 +64,8 @@ def splats_from_depth(
     Each gets the pixel's colour, opacity 0.9 and a world-space std ``FOOTPRINT * s * z / f``,
     ``s = sqrt(H W / n)`` being the pixel spacing of ``n`` splats spread over one view (every view
     sees about all of them when the clip shows one scene). Raises when no pixel has depth.
+    The pixels are drawn on ``generator``'s device (a CPU generator picks the same pixels
+    whatever device the clip is on); the splats are on the clip's device.
     """
     _check_clip(frames, depth, w2c, intrinsics)
     check_int_range("max_splats", max_splats, 1)
@@ -72,7 +74,9 @@ def splats_from_depth(
     if not bool((p > 0).any()):
         raise ValueError("depth: no pixel has a positive depth (or a positive weight) to lift")
     n = min(max_splats, int((p > 0).sum()))
-    flat = torch.multinomial(p.flatten(), n, replacement=False, generator=generator)  # [n]
+    draw_on = p.device if generator is None else generator.device
+    flat = torch.multinomial(p.flatten().to(draw_on), n, replacement=False, generator=generator)
+    flat = flat.to(p.device)  # [n]
     h, w = depth.shape[1:]
     fi, rest = flat // (h * w), flat % (h * w)
     vi, ui = rest // w, rest % w
@@ -87,7 +91,7 @@ def splats_from_depth(
         scales=std[:, None].expand(n, 3).contiguous(),
         rotations=None,
         colors=frames[fi, vi, ui].to(means),
-        opacities=torch.full((n,), 0.9, dtype=means.dtype),
+        opacities=torch.full((n,), 0.9, dtype=means.dtype, device=means.device),
     )
 
 

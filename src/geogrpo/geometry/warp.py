@@ -54,21 +54,25 @@ def splat_points(
     check_intrinsics("intrinsics", intrinsics)
     check_pose("w2c", w2c)
     b, n, _ = points.shape
+    device = points.device
     pix, z = project_points(points, intrinsics if intrinsics.ndim == 3 else intrinsics[None], w2c)
     cols = torch.floor(pix[..., 0]).long()
     rows = torch.floor(pix[..., 1]).long()
     valid = (z > 0) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    target = (torch.arange(b)[:, None] * (height * width) + rows * width + cols)[valid]  # [M]
+    first = torch.arange(b, device=device)[:, None] * (height * width)  # [B, 1]
+    target = (first + rows * width + cols)[valid]  # [M]
     z_valid = z[valid]
-    zbuf = torch.full((b * height * width,), torch.inf, dtype=z.dtype)
+    zbuf = torch.full((b * height * width,), torch.inf, dtype=z.dtype, device=device)
     zbuf = zbuf.scatter_reduce(0, target, z_valid, reduce="amin")
-    source = torch.arange(b * n).view(b, n)[valid]
+    source = torch.arange(b * n, device=device).view(b, n)[valid]
     front = z_valid == zbuf[target]
-    winner = torch.full((b * height * width,), -1, dtype=torch.long)
+    winner = torch.full((b * height * width,), -1, dtype=torch.long, device=device)
     winner = winner.scatter_reduce(0, target[front], source[front], reduce="amax")
     visible = winner >= 0
     flat_colors = colors.reshape(b * n, -1)
-    image = torch.full((b * height * width, colors.shape[-1]), background, dtype=colors.dtype)
+    image = torch.full(
+        (b * height * width, colors.shape[-1]), background, dtype=colors.dtype, device=device
+    )
     image[visible] = flat_colors[winner[visible]]
     depth = torch.where(visible, zbuf, torch.zeros_like(zbuf))
     return WarpOutput(

@@ -13,7 +13,7 @@ reason, fills its fields with finite placeholders, and the rewards turn that int
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -35,7 +35,7 @@ class GeometryEstimate:
     depth: Tensor  # [B, F, H, W]; 0 where unknown
     confidence: Tensor  # [B, F, H, W] in [0, 1]: trust in a pixel's depth as a static surface
     scale: Scale
-    valid: Tensor  # [B] bool
+    valid: Tensor  # [B] bool, on the CPU (bookkeeping, like reasons)
     reasons: list[str] = field(default_factory=list)  # [B], "" for valid samples
 
     def __post_init__(self) -> None:
@@ -52,6 +52,22 @@ class GeometryEstimate:
     @property
     def batch_size(self) -> int:
         return self.w2c.shape[0]
+
+    def to(self, device: torch.device | str) -> GeometryEstimate:
+        """The estimate's tensors on ``device`` (itself when they are there already); ``valid``
+        stays on the CPU."""
+        device = torch.device(device)
+        if self.w2c.device == device:
+            return self
+        return replace(
+            self,
+            w2c=self.w2c.to(device),
+            intrinsics=self.intrinsics.to(device),
+            depth=self.depth.to(device),
+            confidence=self.confidence.to(device),
+            valid=self.valid.clone(),
+            reasons=list(self.reasons),
+        )
 
     def as_source_geometry(self) -> dict[str, Tensor]:
         """The estimate as the source geometry ``VideoPolicy.prepare`` takes for ``reproj_v2v``
@@ -71,7 +87,7 @@ class GeometryEstimate:
         """Mark one sample failed and replace its fields by finite placeholders."""
         self.valid[index] = False
         self.reasons[index] = self.reasons[index] or reason
-        self.w2c[index] = torch.eye(4, dtype=self.w2c.dtype)
+        self.w2c[index] = torch.eye(4, dtype=self.w2c.dtype, device=self.w2c.device)
         self.depth[index] = 0
         self.confidence[index] = 0
 

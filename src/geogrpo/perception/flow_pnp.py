@@ -125,7 +125,12 @@ def register_clip(
 
 class FlowPnPEstimator:
     """:class:`~geogrpo.perception.base.GeometryEstimator`: tinygeo's depth, cameras from flow +
-    PnP between the clip's frames (see the module docstring)."""
+    PnP between the clip's frames (see the module docstring).
+
+    Devices: tinygeo runs on ``device`` (None: the CPU, or where a given model is; a built
+    ``depth_model`` estimator keeps its own); the registration is OpenCV, so the video, depth,
+    confidence and cameras it needs are copied to the CPU once per batch, and its cameras go
+    back into the estimate, which stays on tinygeo's device."""
 
     name = "flow_pnp"
     scale = "metric"
@@ -140,6 +145,7 @@ class FlowPnPEstimator:
         min_confidence: float = 0.5,
         min_registered: float = 0.5,
         options: RegistrationOptions | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         for name, value in (
             ("keyframe_ratio", keyframe_ratio),
@@ -153,7 +159,7 @@ class FlowPnPEstimator:
         self.depth_model = (
             depth_model
             if isinstance(depth_model, TinyGeoEstimator)
-            else TinyGeoEstimator(depth_model)
+            else TinyGeoEstimator(depth_model, device=device)
         )
         self.keyframe_ratio = keyframe_ratio
         self.min_inlier_ratio = min_inlier_ratio
@@ -173,17 +179,19 @@ class FlowPnPEstimator:
         # interleaving the two thread pools on few cores).
         est = self.depth_model.estimate(video, intrinsics)
         clean = video.detach().float().cpu()
-        surface = est.confidence >= self.min_confidence
+        depth, w2c_cpu = est.depth.cpu(), est.w2c.cpu()  # OpenCV registers on the CPU
+        surface = (est.confidence >= self.min_confidence).cpu()
+        k = est.intrinsics[:, 0].cpu()
         f = video.shape[1]
         for b in range(est.batch_size):
             if not bool(est.valid[b]):
                 continue  # non-finite video: tinygeo already masked it, with its reason
             w2c, registered, _ = register_clip(
                 clean[b].clamp(0, 1),
-                est.depth[b],
+                depth[b],
                 surface[b],
-                est.intrinsics[b, 0],
-                est.w2c[b],
+                k[b],
+                w2c_cpu[b],
                 pairs=self.pairs,
                 keyframe_ratio=self.keyframe_ratio,
                 min_inlier_ratio=self.min_inlier_ratio,

@@ -113,18 +113,18 @@ class QwenVLViewJudge:
         return torch.sigmoid(margins).cpu()
 
 
-def make_judge(name_or_path: str | Path) -> ViewJudge:
+def make_judge(name_or_path: str | Path, device: torch.device | str | None = None) -> ViewJudge:
     """A shipped ``TinyQualityScorer`` by name (``"tiny-quality"``, the embedded stand-in, or
     ``"tiny-quality-v1"``, its first version), a folder of one saved by ``geogrpo pretrain
-    quality``, or a local Qwen-VL directory."""
+    quality``, or a local Qwen-VL directory; its model on ``device`` (None: the CPU)."""
     from geogrpo.perception.tinygeo import resolve_pretrained
 
     try:  # a saved perception model: config.json + model.safetensors, shipped or a folder
         config = resolve_pretrained(name_or_path) / "config.json"
     except FileNotFoundError:
-        return QwenVLViewJudge(name_or_path)
+        return QwenVLViewJudge(name_or_path, device=str(device or "cpu"))
     if json.loads(config.read_text(encoding="utf-8")).get("class") == "TinyQualityScorer":
         from geogrpo.perception.quality import TinyQualityScorer
 
-        return TinyQualityScorer.from_pretrained(name_or_path)
-    return QwenVLViewJudge(name_or_path)
+        return TinyQualityScorer.from_pretrained(name_or_path).to(device)
+    return QwenVLViewJudge(name_or_path, device=str(device or "cpu"))

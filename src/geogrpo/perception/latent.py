@@ -48,7 +48,8 @@ class LatentConnector(nn.Module):
         x = unfold_frames(self.net(latents))  # [B, D, F, g, g]
         f = x.shape[2]
         patches = x.flatten(3).permute(0, 2, 3, 1)  # [B, F, g^2, D]
-        kind = self.camera_tokens[torch.tensor([0] + [1] * (f - 1))]  # [F, D]
+        index = torch.tensor([0] + [1] * (f - 1), device=latents.device)
+        kind = self.camera_tokens[index]  # [F, D]
         cams = kind + self.camera(patches.mean(dim=2))  # [B, F, D]
         return torch.cat([cams[:, :, None], patches], dim=2)
 
@@ -79,18 +80,24 @@ class LatentGeometryModel(nn.Module):
 
 
 class LatentGeometryEstimator:
-    """Estimates geometry from latents (``estimate_latents``); the latent rewards use this."""
+    """Estimates geometry from latents (``estimate_latents``); the latent rewards use this.
+
+    The model is moved to ``device`` once, here (None: where a given model is, the CPU for a
+    loaded one); latents are moved there and the estimate is returned on that device
+    (``valid`` on the CPU)."""
 
     name = "tinygeo-lgm"
     scale = "metric"
 
-    def __init__(self, model: LatentGeometryModel | str | Path = "tinygeo-lgm") -> None:
-        self.model = (
-            model
-            if isinstance(model, LatentGeometryModel)
-            else LatentGeometryModel.from_pretrained(model)
-        )
-        self.model.eval().requires_grad_(False)
+    def __init__(
+        self,
+        model: LatentGeometryModel | str | Path = "tinygeo-lgm",
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(model, LatentGeometryModel):
+            model = LatentGeometryModel.from_pretrained(model)
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.device = model.connector.camera_tokens.device
 
     def cameras(self, latents: Tensor) -> Tensor:
         """Differentiable w2c ``[B, F, 4, 4]`` (relative to frame 0) of latents
@@ -98,12 +105,13 @@ class LatentGeometryEstimator:
         test-time reward guidance (gradients flow to the latents, the model stays frozen)."""
         if latents.ndim != 5:
             raise ValueError(f"latents: expected [B, C, k + 1, h, w], got {tuple(latents.shape)}")
-        out = self.model(latents.float())
+        out = self.model(latents.to(self.device, torch.float32))
         return make_pose(out["rotation"], out["translation"])
 
     def estimate_latents(self, latents: Tensor) -> GeometryEstimate:
         if latents.ndim != 5:
             raise ValueError(f"latents: expected [B, C, k + 1, h, w], got {tuple(latents.shape)}")
+        latents = latents.to(self.device)
         bad = ~torch.isfinite(latents.flatten(1)).all(dim=1)
         reasons = ["non-finite values in the latents" if x else "" for x in bad.tolist()]
         clean = torch.where(bad[:, None, None, None, None], torch.zeros_like(latents), latents)

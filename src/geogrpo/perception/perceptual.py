@@ -22,21 +22,28 @@ from geogrpo.models.policy import PRETRAINED_DIR
 class EncoderPerceptualDistance:
     """LPIPS-style distance on the shipped autoencoder's encoder features (embedded stand-in).
 
-    ``distance(a, b)``: frames ``[N, H, W, 3]`` in [0, 1] -> ``[N]``, 0 for identical frames.
+    ``distance(a, b)``: frames ``[N, H, W, 3]`` in [0, 1] -> ``[N]``, 0 for identical frames,
+    computed on ``device`` (the encoder is moved there once, the frames at each call; None:
+    where a given autoencoder is, the CPU for a loaded one).
     """
 
     name = "encoder_perceptual"
 
-    def __init__(self, autoencoder: FrameAutoencoder | str | Path = "tiny-autoencoder") -> None:
+    def __init__(
+        self,
+        autoencoder: FrameAutoencoder | str | Path = "tiny-autoencoder",
+        device: torch.device | str | None = None,
+    ) -> None:
         if not isinstance(autoencoder, nn.Module):
             shipped = PRETRAINED_DIR / str(autoencoder)
             autoencoder = load_autoencoder(shipped if shipped.is_dir() else autoencoder)
         if not isinstance(autoencoder, FrameAutoencoder):
             raise ValueError("autoencoder: the embedded distance needs a FrameAutoencoder")
-        self.encoder = autoencoder.encoder.eval().requires_grad_(False)
+        self.encoder = autoencoder.encoder.to(device).eval().requires_grad_(False)
+        self.device = next(self.encoder.parameters()).device
 
     def features(self, frames: Tensor) -> list[Tensor]:
-        x = frames.permute(0, 3, 1, 2).float() * 2 - 1
+        x = frames.permute(0, 3, 1, 2).to(self.device, torch.float32) * 2 - 1
         taps = []
         for layer in self.encoder:
             x = layer(x)

@@ -89,8 +89,10 @@ class TinyQualityScorer(nn.Module):
         return self.net(torch.cat([x * 2 - 1, log_detail(x)], dim=1)).squeeze(-1)
 
     def score(self, frames: Tensor) -> Tensor:
+        """Scores ``[N]`` in (0, 1) on the scorer's device (the frames are moved there)."""
+        device = self.net[0].weight.device
         with torch.no_grad():
-            return torch.sigmoid(self(frames.float()))
+            return torch.sigmoid(self(frames.to(device, torch.float32)))
 
     def save_pretrained(self, directory: str | Path) -> None:
         save_model(self, directory)

@@ -120,7 +120,8 @@ class TinyGeo(nn.Module):
             )
         x = self.stem(video.reshape(b * f, h, w, 3).permute(0, 3, 1, 2) * 2 - 1)
         patches = x.flatten(2).transpose(1, 2) + self.pos  # [B F, h w, D]
-        cams = self.camera_tokens[torch.tensor([0] + [1] * (f - 1))]  # [F, D]
+        kind = torch.tensor([0] + [1] * (f - 1), device=video.device)
+        cams = self.camera_tokens[kind]  # [F, D]
         cams = cams[None].expand(b, f, -1).reshape(b * f, 1, -1)
         return torch.cat([cams, patches], dim=1).reshape(b, f, 1 + self.grid**2, -1)
 
@@ -143,7 +144,7 @@ class TinyGeo(nn.Module):
         b, f = tokens.shape[:2]
         cam = self.camera_head(tokens[:, :, 0])  # [B, F, 9]
         rot = roma.special_gramschmidt(cam[..., :6].reshape(b, f, 3, 2))
-        eye = torch.eye(3, dtype=rot.dtype).expand(b, 1, 3, 3)
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device).expand(b, 1, 3, 3)
         rot = torch.cat([eye, rot[:, 1:]], dim=1)  # the first frame is the world frame
         trans = torch.cat([torch.zeros_like(cam[:, :1, 6:]), cam[:, 1:, 6:]], dim=1)
         g = self.grid
@@ -241,12 +242,13 @@ def load_model_files(
 def outputs_to_estimate(
     out: dict[str, Tensor], intrinsics: Tensor, reasons: list[str]
 ) -> GeometryEstimate:
-    """Network outputs -> a :class:`GeometryEstimate` (cameras in float64, as in camera/)."""
+    """Network outputs -> a :class:`GeometryEstimate` (cameras in float64, as in camera/) on
+    the outputs' device."""
     b, f = out["rotation"].shape[:2]
     w2c = make_pose(out["rotation"].double(), out["translation"].double())
     est = GeometryEstimate(
         w2c=w2c,
-        intrinsics=intrinsics.to(torch.float64).expand(b, f, 3, 3).clone(),
+        intrinsics=intrinsics.to(w2c.device, torch.float64).expand(b, f, 3, 3).clone(),
         depth=out["log_depth"].float().exp(),
         confidence=torch.sigmoid(out["confidence_logit"].float()),
         scale="metric",
@@ -259,14 +261,24 @@ def outputs_to_estimate(
 
 
 class TinyGeoEstimator:
-    """:class:`~geogrpo.perception.base.GeometryEstimator` over a (shipped) :class:`TinyGeo`."""
+    """:class:`~geogrpo.perception.base.GeometryEstimator` over a (shipped) :class:`TinyGeo`.
+
+    The model is moved to ``device`` once, here (None: where a given model is, the CPU for a
+    loaded one); :meth:`estimate` moves the video there and returns the estimate on that
+    device (``valid`` on the CPU)."""
 
     name = "tinygeo"
     scale = "metric"
 
-    def __init__(self, model: TinyGeo | str | Path = "tinygeo", max_batch: int = 8) -> None:
-        self.model = model if isinstance(model, TinyGeo) else TinyGeo.from_pretrained(model)
-        self.model.eval().requires_grad_(False)
+    def __init__(
+        self,
+        model: TinyGeo | str | Path = "tinygeo",
+        max_batch: int = 8,
+        device: torch.device | str | None = None,
+    ) -> None:
+        model = model if isinstance(model, TinyGeo) else TinyGeo.from_pretrained(model)
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.device = model.pos.device
         self.max_batch = max_batch
 
     def intrinsics(self, height: int, width: int) -> Tensor:
@@ -274,7 +286,7 @@ class TinyGeoEstimator:
 
     def estimate(self, video: Tensor, intrinsics: Tensor | None = None) -> GeometryEstimate:
         check_video("video", video, min_frames=2)
-        clean, reasons = sanitize_video(video.float())
+        clean, reasons = sanitize_video(video.to(self.device, torch.float32))
         with torch.no_grad():
             parts = [self.model(chunk) for chunk in clean.split(self.max_batch)]
         out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

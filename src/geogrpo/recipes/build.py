@@ -2,13 +2,16 @@
 
 Recipes and the CLI name things (``trajectory``, ``tinygeo``); everything below this layer takes
 objects. Each estimator is built once per run and handed to every reward that needs it, so one
-batch runs it once (rewards cache estimates on the batch by estimator object).
+batch runs it once (rewards cache estimates on the batch by estimator object). Every model is
+put on the run's device (``Shared.device``) once, here, when it is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from geogrpo.perception.base import GeometryEstimator
 from geogrpo.rewards.base import Reward
@@ -60,6 +63,11 @@ ESTIMATORS: dict[str, Callable[..., GeometryEstimator]] = {
 }
 
 
+# OpenCV only: no model to move, they run on the CPU whatever the run's device (rewards move
+# their estimates to the batch's device once).
+CPU_ESTIMATORS = ("classical",)
+
+
 def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
     """An estimator by name: ``tinygeo``, ``flow_pnp``, ``classical``, or an adapter (``da3``,
     ``vggt``, ``mapanything``: pass ``model_dir``)."""
@@ -77,17 +85,36 @@ def build_estimator(name: str, **kwargs: Any) -> GeometryEstimator:
 
 
 class Shared:
-    """Objects several rewards of a run share, each built once, on first use."""
+    """Objects several rewards of a run share, each built once, on first use, and the device
+    every reward model of the run is put on: the trainer passes the policy's; None (eval
+    suites, benches) leaves each model's own default, the CPU for the embedded ones (an
+    adapter's ``device`` option, e.g. ``estimator_options: {device: cuda}``, always wins)."""
 
-    def __init__(self, estimator_name: str, estimator_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        estimator_name: str,
+        estimator_options: dict[str, Any],
+        device: torch.device | str | None = None,
+    ) -> None:
         self.estimator_name = estimator_name
         self.estimator_options = dict(estimator_options)
+        self.device = None if device is None else torch.device(device)
         self._estimator: GeometryEstimator | None = None
         self._latent: Any = None
 
+    def model_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the run's device added unless they name one (adapters take a
+        string)."""
+        if self.device is None:
+            return dict(options)
+        return {"device": str(self.device), **options}
+
     def estimator(self) -> GeometryEstimator:
         if self._estimator is None:
-            self._estimator = build_estimator(self.estimator_name, **self.estimator_options)
+            options = self.estimator_options
+            if self.estimator_name not in CPU_ESTIMATORS:
+                options = self.model_options(options)
+            self._estimator = build_estimator(self.estimator_name, **options)
         return self._estimator
 
     def latent_estimator(self) -> Any:
@@ -100,7 +127,7 @@ class Shared:
                 )
             from geogrpo.perception.latent import LatentGeometryEstimator
 
-            self._latent = LatentGeometryEstimator("tinygeo-lgm")
+            self._latent = LatentGeometryEstimator("tinygeo-lgm", device=self.device)
         return self._latent
 
 
@@ -114,14 +141,21 @@ def _geometry_reward(cls_path: str) -> Callable[..., Reward]:
     return make
 
 
+def _reconstruction(shared: Shared, **options: Any) -> Reward:
+    from geogrpo.rewards.reconstruction import ReconstructionReward
+
+    return ReconstructionReward(shared.estimator(), device=shared.device, **options)
+
+
 def _view_fidelity(shared: Shared, **options: Any) -> Reward:
     from geogrpo.rewards.fidelity import ViewFidelityReward
 
     if options.get("weights") and len(options["weights"]) == 4 and options["weights"][3] > 0:
         from geogrpo.perception.quality import TinyQualityScorer
 
-        options.setdefault("quality", TinyQualityScorer.from_pretrained())
-    return ViewFidelityReward(**options)
+        if "quality" not in options:
+            options["quality"] = TinyQualityScorer.from_pretrained().to(shared.device)
+    return ViewFidelityReward(device=shared.device, **options)
 
 
 # The papers' quality models behind the quality reward: ``scorer: hpsv3`` (Geo-Align, World-R1)
@@ -137,8 +171,8 @@ def _quality(shared: Shared, **options: Any) -> Reward:
 
         cls = getattr(quality, QUALITY_SCORERS[options.pop("scorer")])
         every = options.pop("every", 1)
-        return QualityReward(cls(**options), every=every)
-    return QualityReward(**options)
+        return QualityReward(cls(**shared.model_options(options)), every=every)
+    return QualityReward(device=shared.device, **options)
 
 
 def _composite(shared: Shared, **options: Any) -> Reward:
@@ -152,7 +186,7 @@ REWARDS: dict[str, Callable[..., Reward]] = {
     "trajectory": _geometry_reward("geogrpo.rewards.geometry.TrajectoryReward"),
     "smoothness": _geometry_reward("geogrpo.rewards.geometry.SmoothnessReward"),
     "reprojection": _geometry_reward("geogrpo.rewards.geometry.ReprojectionReward"),
-    "reconstruction": _geometry_reward("geogrpo.rewards.reconstruction.ReconstructionReward"),
+    "reconstruction": _reconstruction,
     "view_fidelity": _view_fidelity,
     "quality": _quality,
     "composite": _composite,
@@ -172,7 +206,7 @@ def build_reward(name: str, shared: Shared | None = None, **options: Any) -> Rew
 
 def build_rewards(specs: list[Any], shared: Shared):
     """``[(name, weight, reward)]`` for a recipe's reward specs; every geometry reward gets
-    ``shared``'s one estimator object."""
+    ``shared``'s one estimator object, and every reward model is put on ``shared.device``."""
     return [
         (spec.name, float(spec.weight), build_reward(spec.name, shared, **dict(spec.options)))
         for spec in specs

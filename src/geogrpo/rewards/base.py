@@ -6,6 +6,11 @@ score (non-finite frames, an estimator failure, a batch whose fields disagree in
 Scores of a valid sample are finite and, for every shipped reward, in ``[0, 1]`` (higher is
 better), so the masked placeholder 0 is never better than a real score.
 
+Devices: a reward computes on its batch's device (the trainer moves the batch to the run's
+device once, with :meth:`RewardBatch.to`, before its first reward); its models take inputs from
+any device and their outputs join the batch's; scores, ``valid`` and diagnostics come back on
+the CPU (:func:`finalize`).
+
 Batches carry whatever the rewards of a recipe need; geometry estimated from a batch is cached on
 it (``batch.cache``, keyed by the estimator object), so the trajectory, smoothness and
 reprojection rewards of one recipe, built with one estimator object
@@ -76,6 +81,16 @@ class RewardBatch:
         prompts = [self.prompts[i] for i in rows] if self.prompts is not None else None
         return replace(self, **picked, prompts=prompts, cache={})
 
+    def to(self, device: torch.device | str) -> RewardBatch:
+        """The batch with its tensors on ``device``, sharing this batch's cache (moved once for
+        every reward of a step, not once per reward)."""
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in BATCH_FIELDS
+            if isinstance(getattr(self, name), Tensor)
+        }
+        return replace(self, **moved, cache=self.cache)
+
 
 @dataclass
 class RewardOutput:
@@ -99,16 +114,17 @@ def finalize(
     reasons: list[str],
     diagnostics: dict[str, Tensor] | None = None,
 ) -> RewardOutput:
-    """Mask invalid and non-finite scores to 0 with a reason; diagnostics keep NaN where unknown."""
-    scores = scores.detach().float().reshape(-1)
-    valid = valid.clone().bool().reshape(-1)
+    """Mask invalid and non-finite scores to 0 with a reason; diagnostics keep NaN where unknown.
+    Everything comes back on the CPU, whatever device the reward computed on."""
+    scores = scores.detach().float().reshape(-1).cpu()
+    valid = valid.detach().bool().reshape(-1).cpu().clone()
     reasons = list(reasons)
     bad = ~torch.isfinite(scores) & valid
     for i in torch.nonzero(bad).flatten().tolist():
         reasons[i] = "the reward computed a non-finite score"
     valid &= ~bad
     scores = torch.where(valid, scores, torch.zeros_like(scores))
-    diag = {k: v.detach().float().reshape(-1) for k, v in (diagnostics or {}).items()}
+    diag = {k: v.detach().float().reshape(-1).cpu() for k, v in (diagnostics or {}).items()}
     return RewardOutput(scores, valid, diag, reasons)
 
 
@@ -178,7 +194,9 @@ def _concat(outs: list[RewardOutput]) -> RewardOutput:
 
 
 def estimate_geometry(batch: RewardBatch, estimator: GeometryEstimator) -> GeometryEstimate:
-    """Estimate once per batch and estimator object; later rewards reuse the cached estimate."""
+    """Estimate once per batch and estimator object; later rewards reuse the cached estimate,
+    on the batch's device (an estimator on another device, e.g. an OpenCV one on the CPU, has
+    its estimate moved once)."""
     key = f"geometry/{estimator.name}/{id(estimator)}"  # the entry keeps the estimator alive
     if key not in batch.cache:
         if batch.video is None:
@@ -187,5 +205,6 @@ def estimate_geometry(batch: RewardBatch, estimator: GeometryEstimator) -> Geome
                 "only latents (use a latent estimator, source='latent')"
             )
         check_video("video", batch.video)
-        batch.cache[key] = (estimator, estimator.estimate(batch.video, batch.intrinsics))
+        estimate = estimator.estimate(batch.video, batch.intrinsics)
+        batch.cache[key] = (estimator, estimate.to(batch.video.device))
     return batch.cache[key][1]

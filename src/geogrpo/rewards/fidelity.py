@@ -27,8 +27,10 @@ def masked_psnr(x: Tensor, y: Tensor, mask: Tensor, data_range: float = 1.0) -> 
     return torch.where(count > 0, psnr, torch.full_like(psnr, float("nan")))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    r = torch.arange(size, dtype=torch.float32) - size // 2
+def _gaussian_window(
+    size: int = 11, sigma: float = 1.5, device: torch.device | str | None = None
+) -> Tensor:
+    r = torch.arange(size, dtype=torch.float32, device=device) - size // 2
     g = torch.exp(-0.5 * (r / sigma) ** 2)
     g = g / g.sum()
     return g[:, None] * g[None, :]
@@ -40,7 +42,7 @@ def ssim_map(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     a, b = x.permute(0, 3, 1, 2).float(), y.permute(0, 3, 1, 2).float()
     ch = a.shape[1]
-    win = _gaussian_window().expand(ch, 1, 11, 11)
+    win = _gaussian_window(device=a.device).expand(ch, 1, 11, 11)
 
     def blur(t: Tensor) -> Tensor:
         return F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), win, groups=ch)
@@ -76,7 +78,9 @@ class ViewFidelityReward:
     * an image-quality score in [0, 1] per frame, averaged (weight 0 unless a scorer is given).
 
     The paper weights these terms with a vector it does not print; ``weights`` defaults to equal.
-    A term of weight 0 is not computed; its diagnostic is NaN.
+    A term of weight 0 is not computed; its diagnostic is NaN. The terms are computed on the
+    batch's device; the perceptual and quality models' scores join them there. ``device``: where
+    the embedded perceptual distance goes when ``perceptual`` is not given (None: the CPU).
     """
 
     name = "view_fidelity"
@@ -88,6 +92,7 @@ class ViewFidelityReward:
         psnr_ceiling: float = 40.0,
         perceptual: Any | None = None,
         quality: Any | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         if len(weights) != 4 or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(
@@ -98,7 +103,7 @@ class ViewFidelityReward:
             raise ValueError("weights: a quality weight needs a quality scorer (quality=...)")
         self.weights = torch.tensor(weights, dtype=torch.float32)
         self.psnr_ceiling = check_positive("psnr_ceiling", psnr_ceiling)
-        self.perceptual = perceptual or EncoderPerceptualDistance()
+        self.perceptual = perceptual or EncoderPerceptualDistance(device=device)
         self.quality = quality
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
@@ -131,13 +136,13 @@ class ViewFidelityReward:
         flat = video.reshape(n * f, *video.shape[2:])
         if self.weights[2] > 0:
             dist = self.perceptual.distance(flat, src.reshape(n * f, *src.shape[2:]))
-            dist = dist.reshape(n, f).mean(dim=1)
+            dist = dist.to(psnr.device).reshape(n, f).mean(dim=1)
         else:  # a term that does not count is not computed (it was most of the reward's time)
-            dist = torch.full((n,), float("nan"))
+            dist = torch.full((n,), float("nan"), device=psnr.device)
         quality = (
-            self.quality.score(flat).reshape(n, f).mean(dim=1)
+            self.quality.score(flat).to(psnr.device).reshape(n, f).mean(dim=1)
             if self.quality is not None
-            else torch.full((n,), float("nan"))
+            else torch.full((n,), float("nan"), device=psnr.device)
         )
         terms = torch.stack(
             [
@@ -148,12 +153,12 @@ class ViewFidelityReward:
             ],
             dim=1,
         )
-        score = (terms * self.weights).sum(dim=1) / self.weights.sum()
+        weights = self.weights.to(terms.device)
+        score = (terms * weights).sum(dim=1) / weights.sum()
         valid = torch.tensor([not r for r in reasons])
-        for i in range(n):
-            if valid[i] and not torch.isfinite(psnr[i]):
-                valid[i] = False
-                reasons[i] = "the reprojected source has no visible pixel"
+        for i in torch.nonzero(valid & ~torch.isfinite(psnr).cpu()).flatten().tolist():
+            valid[i] = False
+            reasons[i] = "the reprojected source has no visible pixel"
         return finalize(
             score,
             valid,

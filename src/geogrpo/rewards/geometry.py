@@ -90,10 +90,10 @@ def reprojection_errors(
     pts, mask = points[sub].reshape(f, -1, 3), keep[sub].reshape(f, -1)
     pts_t = pts[mask].T.contiguous()  # [3, N], frame by frame
     if pts_t.shape[1] == 0:
-        return torch.full((f,), float("nan"), dtype=torch.float64)
+        return torch.full((f,), float("nan"), dtype=torch.float64, device=depth.device)
     ends = mask.sum(dim=1).cumsum(0).tolist()  # frame i's points are [ends[i-1], ends[i])
     proj = k @ w2c[:, :3, :]  # [F, 3, 4], K [R | t]
-    zbuf = torch.full((f, h * w + 1), torch.inf, dtype=torch.float64)  # + a spare cell
+    zbuf = torch.full((f, h * w + 1), torch.inf, dtype=torch.float64, device=depth.device)
     for j in range(f):
         uvz = torch.addmm(proj[j, :, 3:], proj[j, :, :3], pts_t)  # [3, N]
         z = uvz[2]
@@ -114,7 +114,7 @@ def worst_views_error(errors: Tensor, k: int = 3) -> Tensor:
     """Mean of the ``k`` largest finite per-view errors ``[F]`` (VGGRPO's 3 worst views)."""
     finite = errors[torch.isfinite(errors)]
     if finite.numel() == 0:
-        return torch.tensor(float("nan"), dtype=errors.dtype)
+        return errors.new_tensor(float("nan"))
     return finite.topk(min(k, finite.numel())).values.mean()
 
 
@@ -164,7 +164,8 @@ def estimate_latent_geometry(batch: RewardBatch, estimator: Any) -> GeometryEsti
     """Like :func:`~geogrpo.rewards.base.estimate_geometry`, from ``batch.latents`` (no decode)."""
     key = f"latent_geometry/{estimator.name}/{id(estimator)}"
     if key not in batch.cache:
-        batch.cache[key] = (estimator, estimator.estimate_latents(batch.latents))
+        estimate = estimator.estimate_latents(batch.latents)
+        batch.cache[key] = (estimator, estimate.to(batch.latents.device))
     return batch.cache[key][1]
 
 
@@ -215,9 +216,10 @@ class TrajectoryReward:
             return masked
         assert geo is not None
         # a sample asked for non-finite cameras is masked, not the batch (the reward contract)
-        target = batch.target_w2c.double()
+        target = batch.target_w2c.to(geo.w2c.device, torch.float64)
         bad_target = ~torch.isfinite(target.flatten(1)).all(dim=1)
-        target = torch.where(bad_target[:, None, None, None], torch.eye(4).to(target), target)
+        eye = torch.eye(4, dtype=target.dtype, device=target.device)
+        target = torch.where(bad_target[:, None, None, None], eye, target)
         if target.shape[1] != geo.w2c.shape[1]:
             return all_masked(
                 b,
@@ -322,8 +324,6 @@ class ReprojectionReward:
             return masked
         assert geo is not None
         worst, mean = [], []
-        reasons = list(geo.reasons)
-        valid = geo.valid.clone()
         for i in range(geo.batch_size):
             errors = reprojection_errors(
                 geo.depth[i],
@@ -334,15 +334,13 @@ class ReprojectionReward:
                 self.stride,
             )
             worst.append(worst_views_error(errors, self.worst_k))
-            mean.append(
-                errors[torch.isfinite(errors)].mean()
-                if torch.isfinite(errors).any()
-                else torch.tensor(float("nan"), dtype=errors.dtype)
-            )
-            if valid[i] and not torch.isfinite(worst[-1]):
-                valid[i] = False
-                reasons[i] = "no static pixel is seen by two views (confidence below threshold)"
+            finite = torch.isfinite(errors)
+            mean.append(errors[finite].mean() if finite.any() else errors.new_tensor(float("nan")))
         worst_t, mean_t = torch.stack(worst), torch.stack(mean)
+        reasons, valid = list(geo.reasons), geo.valid.clone()
+        for i in torch.nonzero(valid & ~torch.isfinite(worst_t).cpu()).flatten().tolist():
+            valid[i] = False
+            reasons[i] = "no static pixel is seen by two views (confidence below threshold)"
         return finalize(
             torch.exp(-worst_t / self.temperature),
             valid,

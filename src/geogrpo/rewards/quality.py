@@ -17,16 +17,22 @@ class QualityReward:
     ``every`` scores every n-th frame only, to save time. A scorer with ``score_videos``
     (VideoAlign) scores whole clips; one with ``uses_prompts`` gets ``batch.prompts``.
     ``scorer`` may also be the name or folder of a saved ``TinyQualityScorer`` (a recipe's or
-    ``--reward 'quality:{"scorer": "runs/pretrain/tiny-quality"}'``'s option)."""
+    ``--reward 'quality:{"scorer": "runs/pretrain/tiny-quality"}'``'s option), put on
+    ``device`` (None: the CPU)."""
 
     name = "quality"
     diagnostics = ("min_frame_score",)
 
-    def __init__(self, scorer: Any | str | None = None, every: int = 1) -> None:
+    def __init__(
+        self,
+        scorer: Any | str | None = None,
+        every: int = 1,
+        device: torch.device | str | None = None,
+    ) -> None:
         if scorer is None or isinstance(scorer, (str, PathLike)):
             from geogrpo.perception.quality import TinyQualityScorer
 
-            scorer = TinyQualityScorer.from_pretrained(scorer or "tiny-quality")
+            scorer = TinyQualityScorer.from_pretrained(scorer or "tiny-quality").to(device)
         self.scorer, self.every = scorer, every
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:

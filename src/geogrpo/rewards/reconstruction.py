@@ -17,6 +17,10 @@ re-rendered:
 
 The reward is the weighted mean of the terms with positive weight (World-R1 sums three equally
 weighted terms; the mean keeps the score in [0, 1]).
+
+Devices: a clip is lifted, fitted and rendered on the batch's device; the splats' pixels are drawn
+from a CPU generator (the same splats on every device); the models it builds itself (the
+embedded perceptual distance, a judge named by a string) are put on ``device`` (None: the CPU).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class ReconstructionReward:
         confidence_threshold: float = 0.5,
         trajectory: dict[str, Any] | None = None,
         seed: int = 0,
+        device: torch.device | str | None = None,
     ) -> None:
         self.estimator = _estimator(estimator)
         if len(weights) != 3 or any(w < 0 for w in weights) or sum(weights) <= 0:
@@ -73,12 +78,12 @@ class ReconstructionReward:
         if perceptual is None and self.weights[0] > 0:
             from geogrpo.perception.perceptual import EncoderPerceptualDistance
 
-            perceptual = EncoderPerceptualDistance()
+            perceptual = EncoderPerceptualDistance(device=device)
         self.perceptual = perceptual
         if isinstance(judge, str) and self.weights[1] > 0:
             from geogrpo.perception.judge import make_judge
 
-            judge = make_judge(judge)
+            judge = make_judge(judge, device)
         if self.weights[1] > 0 and judge is None:
             raise ValueError("judge: S_meta has weight > 0 but no judge; pass one or weight 0")
         self.judge = judge
@@ -105,8 +110,11 @@ class ReconstructionReward:
     ) -> dict[str, Tensor]:
         """S_recon, S_meta and diagnostics of one clip (no trajectory term: that is batched)."""
         f, h, w = frames.shape[:3]
-        fit_idx = torch.arange(0, f, self.fit_every)
-        held = torch.tensor([i for i in range(f) if i % self.fit_every], dtype=torch.long)
+        device = frames.device
+        fit_idx = torch.arange(0, f, self.fit_every, device=device)
+        held = torch.tensor(
+            [i for i in range(f) if i % self.fit_every], dtype=torch.long, device=device
+        )
         eval_idx = held if held.numel() else fit_idx
         pose = w2c.float()
 
@@ -135,10 +143,10 @@ class ReconstructionReward:
                     fit.splats, fit.background, pose[eval_idx], k_eval, eh, ew
                 )
                 out["recon"] = (1 - self.perceptual.distance(renders, truth).mean()).clamp(0, 1)
-                ones = torch.ones(truth.shape[:3], dtype=torch.bool)
+                ones = torch.ones(truth.shape[:3], dtype=torch.bool, device=device)
                 out["recon_psnr"] = masked_psnr(renders[None], truth[None], ones[None])[0]
             if self.weights[1] > 0:
-                anchors = torch.unique(torch.tensor([0, f // 2, f - 1]))
+                anchors = torch.unique(torch.tensor([0, f // 2, f - 1], device=device))
                 pivot = torch.stack(
                     [
                         d[d > 0].median() if (d > 0).any() else d.new_tensor(1.0)
@@ -151,7 +159,7 @@ class ReconstructionReward:
                 meta, _ = render_views(
                     fit.splats, fit.background, views, k_anchor.repeat(2, 1, 1), eh, ew
                 )
-                out["meta"] = self.judge.score(meta.clamp(0, 1)).float().mean()
+                out["meta"] = self.judge.score(meta.clamp(0, 1)).float().mean().to(device)
         return out
 
     def __call__(self, batch: RewardBatch) -> RewardOutput:
@@ -180,7 +188,7 @@ class ReconstructionReward:
                 valid[i], reasons[i] = False, f"reconstruction failed: {err}"
                 continue
             for name, value in clip.items():
-                terms[name][i] = value.detach().float()
+                terms[name][i] = value.detach().float().cpu()
         stacked = {
             name: torch.stack([torch.as_tensor(v).float() for v in vals])
             for name, vals in terms.items()

@@ -133,7 +133,7 @@ def estimate_source_geometry(
     out = []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
-        est = estimator.estimate(_stack(chunk, "source_video"))
+        est = estimator.estimate(_stack(chunk, "source_video")).to("cpu")  # items live there
         if not bool(est.valid.all()):
             bad = [f"{start + i}: {r}" for i, r in enumerate(est.reasons) if r]
             raise ValueError(

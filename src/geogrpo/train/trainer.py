@@ -238,7 +238,9 @@ class GRPOTrainer:
         self.trainable = [
             (n, p) for n, p in self.policy.transformer.named_parameters() if p.requires_grad
         ]
-        self.shared = Shared(config.rewards.estimator, dict(config.rewards.estimator_options))
+        self.shared = Shared(
+            config.rewards.estimator, dict(config.rewards.estimator_options), self.device
+        )
         self.rewards = build_rewards(config.rewards.rewards, self.shared)
         with self.ctx.main_first():  # rank 0 renders and caches the items, the others read them
             self.pool = self._training_pool()
@@ -416,7 +418,7 @@ class GRPOTrainer:
                 cond = adevis_stage(base, stage, previous, depth)
                 previous = self._sample_ode(cond, d.adevis_stage_steps, gen)
                 estimate = self.shared.estimator().estimate(previous)
-                depth = estimate.depth.float()
+                depth = estimate.depth.float().cpu()  # beside the CPU frames
             members.append(adevis_stage(base, plan[-1], previous, depth))
         return concat(members)
 
@@ -502,8 +504,9 @@ class GRPOTrainer:
         """Rewards ``[N, G, K]`` (masked samples kept apart), advantages, and diagnostics."""
         s, rl = self.config.sampling, self.config.rl
         g, shard = s.group_size, rollout.shard
-        latents = rollout.path.latents[: shard.real].cpu()
-        batch = self._real(rollout).reward_batch(rollout.video, latents)
+        # moved to the reward models' device once, for every reward (scores come back on the CPU)
+        latents = rollout.path.latents[: shard.real]
+        batch = self._real(rollout).reward_batch(rollout.video, latents).to(self.device)
         scores, valid, failures = [], [], []
         for k in rollout.active:
             _, _, reward = self.rewards[k]
@@ -869,7 +872,7 @@ class GRPOTrainer:
             cond = everything.select(list(range(shard.start, shard.stop)))
             columns: dict[str, Tensor] = {}
             if shard.real:
-                batch = cond.reward_batch(video, latents)
+                batch = cond.reward_batch(video, latents).to(self.device)
                 for name, _, reward in self.rewards:
                     out = reward(batch)
                     columns[f"reward/{name}"] = out.scores.double().masked_fill(
