@@ -499,7 +499,7 @@ def _pair_fields(
 
 def build_missing(dataset: _WorldClips, indices: Iterable[int], workers: int = 1) -> int:
     """Render and cache the items of ``indices`` not cached yet, in ``workers`` processes of one
-    torch thread each (a clip is a few hundred tensor operations on arrays of a few MB, which
+    torch thread each (a clip is a few hundred tensor operations on arrays of a few MB, so
     processes scale where threads do not), on the dataset's ``device`` (the workers share a GPU).
     Items are pure functions of their index, so the order and the number of workers change
     nothing on disk. Returns how many items were rendered."""
