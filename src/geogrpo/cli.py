@@ -457,6 +457,9 @@ def _train(args: argparse.Namespace) -> int:
             f"--out: {out} is not empty; pass --resume auto to continue that run, or choose "
             "another folder"
         )
+    from geogrpo.recipes.preflight import check_full_scale_files
+
+    check_full_scale_files(config)  # missing weights leave no empty --out behind
     _out_dir(out)
     try:
         trainer = GRPOTrainer(config, out, resume=args.resume)
