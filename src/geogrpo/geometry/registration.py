@@ -17,7 +17,9 @@ step and default in detail):
 4. **Forward-backward consistency** (Sundaram et al. 2010): ``|f + b|^2 < 0.01 (|f|^2 + |b|^2) +
    0.5`` px^2; targets outside the frame are dropped.
 5. **PnP**: ``cv2.solvePnPRansac`` (EPnP, ``cv2.setRNGSeed(seed)`` first), then
-   ``cv2.solvePnPRefineLM`` on the inliers; inliers recounted under the refined pose.
+   ``cv2.solvePnPRefineLM`` on the inliers; inliers recounted under the refined pose. Or, with
+   ``solver="guided"`` (a reward's cheaper choice, never the evaluator's), no RANSAC:
+   :func:`solve_pnp_guided` refines a guessed pose by LM on ever tighter inlier sets.
 6. **Inlier ratio** = inliers / candidates of step 2.
 
 The returned pose maps the reference camera's frame (the frame of ``points``) to the registered
@@ -31,6 +33,7 @@ points are handed to OpenCV in its convention (``- 0.5``) with intrinsics shifte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -47,6 +50,11 @@ MIN_CORRESPONDENCES = 12
 # Window of the local statistics (texture and NCC), pixels, and the NCC's variance floor.
 PATCH = 7
 NCC_EPS = 1e-12
+# solver="guided": LM on the matches whose reprojection error under the current pose is below
+# these multiples of the threshold, in turn (inf: all of them, to pull in a rough guess).
+GUIDED_SCHEDULE = (np.inf, 4.0, 1.0)
+Solver = Literal["ransac", "guided"]
+SOLVERS = ("ransac", "guided")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class RegistrationOptions:
     ransac_threshold_px: float = 1.0
     ransac_iterations: int = 1000
     seed: int = 0
+    solver: Solver = "ransac"
 
 
 def make_dis() -> cv2.DISOpticalFlow:
@@ -78,10 +87,13 @@ def register_frame(
     points: np.ndarray,  # [H, W, 3] reference pixel centres in the reference camera's frame
     k: np.ndarray,  # [3, 3] our pixel convention
     options: RegistrationOptions,
+    guess: np.ndarray | None = None,  # [4, 4] a guessed pose, needed by solver="guided"
 ) -> tuple[np.ndarray, float]:
     """Pose ``[4, 4]`` of ``frame`` relative to the reference camera (NaN when PnP fails) and the
     inlier ratio (0 when it fails)."""
     opt = options
+    if opt.solver == "guided" and guess is None:
+        raise ValueError("guess: solver='guided' refines a guessed pose; pass one")
     failed = np.full((4, 4), np.nan), 0.0
     h, w = reference.shape
     mean_r, var_r = _local_stats(reference)
@@ -99,14 +111,20 @@ def register_frame(
     if opt.consistency_check:
         backward = dis.calc(frame, reference, None)  # [H, W, 2]
         keep &= _consistent(forward[rows, cols], backward, target)
-    pose, inliers = solve_pnp(
-        points[rows[keep], cols[keep]],
-        target[keep],
-        k,
-        opt.ransac_threshold_px,
-        opt.ransac_iterations,
-        opt.seed,
-    )
+    if opt.solver == "guided":
+        assert guess is not None
+        pose, inliers = solve_pnp_guided(
+            points[rows[keep], cols[keep]], target[keep], k, guess, opt.ransac_threshold_px
+        )
+    else:
+        pose, inliers = solve_pnp(
+            points[rows[keep], cols[keep]],
+            target[keep],
+            k,
+            opt.ransac_threshold_px,
+            opt.ransac_iterations,
+            opt.seed,
+        )
     return failed if pose is None else (pose, inliers / rows.size)
 
 
@@ -189,12 +207,51 @@ def solve_pnp(
         return None, 0
     idx = inliers[:, 0]
     rvec, tvec = cv2.solvePnPRefineLM(points[idx], pixels[idx], k_cv, None, rvec, tvec)
+    return _pose(rvec, tvec), int((_residuals(points, pixels, k_cv, rvec, tvec) < threshold).sum())
+
+
+def solve_pnp_guided(
+    points: np.ndarray,  # [N, 3] in the reference camera's frame
+    pixels: np.ndarray,  # [N, 2] OpenCV convention
+    k: np.ndarray,  # [3, 3] our convention
+    guess: np.ndarray,  # [4, 4] guessed pose
+    threshold: float,
+) -> tuple[np.ndarray | None, int]:
+    """LM from a guessed pose, trimmed to ``GUIDED_SCHEDULE`` x ``threshold`` in turn -> (4x4
+    pose or None, inliers under it).
+
+    Why: RANSAC's random hypotheses make the pose, and so a reward built on it, jump between
+    near-identical clips; inside a GRPO group that jitter is larger than the true differences.
+    Between neighbouring video frames a guess from the previous frames is close, so LM alone
+    converges, deterministically and smoothly in the matches, for a fraction of RANSAC's cost.
+    """
+    if len(points) < MIN_CORRESPONDENCES:
+        return None, 0
+    k_cv = k.copy()
+    k_cv[:2, 2] -= 0.5  # principal point in OpenCV's pixel convention
+    rvec, _ = cv2.Rodrigues(guess[:3, :3])
+    tvec = guess[:3, 3:].copy()
+    for factor in GUIDED_SCHEDULE:
+        keep = _residuals(points, pixels, k_cv, rvec, tvec) < factor * threshold
+        if keep.sum() < MIN_CORRESPONDENCES:
+            return None, 0
+        rvec, tvec = cv2.solvePnPRefineLM(points[keep], pixels[keep], k_cv, None, rvec, tvec)
+    return _pose(rvec, tvec), int((_residuals(points, pixels, k_cv, rvec, tvec) < threshold).sum())
+
+
+def _residuals(
+    points: np.ndarray, pixels: np.ndarray, k_cv: np.ndarray, rvec: np.ndarray, tvec: np.ndarray
+) -> np.ndarray:
+    """Reprojection errors ``[N]`` in pixels under the pose ``(rvec, tvec)``."""
     projected, _ = cv2.projectPoints(points, rvec, tvec, k_cv, None)
-    num_inliers = int((np.linalg.norm(projected[:, 0] - pixels, axis=-1) < threshold).sum())
+    return np.linalg.norm(projected[:, 0] - pixels, axis=-1)
+
+
+def _pose(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
     pose = np.eye(4)
     pose[:3, :3], _ = cv2.Rodrigues(rvec)
-    pose[:3, 3] = tvec[:, 0]
-    return pose, num_inliers
+    pose[:3, 3] = tvec.reshape(3)
+    return pose
 
 
 def flow_correspondences(

@@ -43,6 +43,7 @@ each), a few tenths of a second per 17-frame clip on one core.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -52,10 +53,16 @@ import torch
 from torch import Tensor
 
 from geogrpo.geometry.projection import unproject_depth
-from geogrpo.geometry.registration import RegistrationOptions, make_dis, register_frame
+from geogrpo.geometry.registration import (
+    SOLVERS,
+    RegistrationOptions,
+    Solver,
+    make_dis,
+    register_frame,
+)
 from geogrpo.perception.base import GeometryEstimate, check_video
 from geogrpo.perception.tinygeo import TinyGeo, TinyGeoEstimator
-from geogrpo.utils.checks import check_choice, check_fraction
+from geogrpo.utils.checks import check_choice, check_fraction, check_int_range
 from geogrpo.utils.video import to_uint8
 
 Pairs = Literal["keyframe", "consecutive", "first"]
@@ -91,8 +98,11 @@ def register_clip(
     dis = make_dis()
 
     def register(ref: int, i: int) -> tuple[np.ndarray | None, float]:
+        # constant velocity from the last two poses: the guess solver="guided" starts from
+        moved = w2c[i - 1] @ np.linalg.inv(w2c[i - 2]) @ w2c[i - 1] if i >= 2 else w2c[0]
+        guess = moved @ np.linalg.inv(w2c[ref])
         pose, ratio = register_frame(
-            dis, grays[ref], grays[i], use_np[ref], points[ref], k_np, options
+            dis, grays[ref], grays[i], use_np[ref], points[ref], k_np, options, guess
         )
         ok = bool(np.isfinite(pose).all()) and ratio >= min_inlier_ratio
         return (pose if ok else None), ratio
@@ -127,6 +137,11 @@ class FlowPnPEstimator:
     """:class:`~geogrpo.perception.base.GeometryEstimator`: tinygeo's depth, cameras from flow +
     PnP between the clip's frames (see the module docstring).
 
+    ``options`` are the registration's settings (default: the ground-truth evaluator's);
+    ``ransac_iterations`` and ``solver`` replace only those two, so a reward can run a cheaper
+    estimator than the evaluator, which keeps its own (see "Cheaper settings" in the module
+    docstring).
+
     Devices: tinygeo runs on ``device`` (None: the CPU, or where a given model is; a built
     ``depth_model`` estimator keeps its own); the registration is OpenCV, so the video, depth,
     confidence and cameras it needs are copied to the CPU once per batch, and its cameras go
@@ -145,6 +160,8 @@ class FlowPnPEstimator:
         min_confidence: float = 0.5,
         min_registered: float = 0.5,
         options: RegistrationOptions | None = None,
+        ransac_iterations: int | None = None,
+        solver: Solver | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         for name, value in (
@@ -166,6 +183,11 @@ class FlowPnPEstimator:
         self.min_confidence = min_confidence
         self.min_registered = min_registered
         self.options = options or RegistrationOptions()
+        if ransac_iterations is not None:
+            check_int_range("ransac_iterations", ransac_iterations, 1)
+            self.options = replace(self.options, ransac_iterations=ransac_iterations)
+        if solver is not None:
+            self.options = replace(self.options, solver=check_choice("solver", solver, SOLVERS))
 
     def estimate(self, video: Tensor, intrinsics: Tensor | None = None) -> GeometryEstimate:
         check_video("video", video, min_frames=2)
