@@ -144,16 +144,15 @@ def accuracy(variants: dict, n: int, depth_model) -> None:
     print(f"\n(2) camera accuracy on {2 * n} val clips (RotErr deg / TransErr, s per clip)\n")
     print("| input | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
     for kind in ("clean", "autoencoder"):
-        video, row = inputs[kind], f"| {kind} |"
+        video, cells = inputs[kind], {}
         for name in names if kind == "clean" else names[::-1]:
             t = time.perf_counter()
             est = estimators[name].estimate(video)
             per_clip = (time.perf_counter() - t) / video.shape[0]
             m = geometry_accuracy(est, clips)
-            row += f" {m['rot_err_deg']:.2f} / {m['trans_err']:.3f}, {per_clip:.3f} s"
-            row += "" if m["valid"] == 1 else f" ({m['valid']:.2f} scored)"
-            row += " |"
-        print(row, flush=True)
+            cells[name] = f" {m['rot_err_deg']:.2f} / {m['trans_err']:.3f}, {per_clip:.3f} s"
+            cells[name] += "" if m["valid"] == 1 else f" ({m['valid']:.2f} scored)"
+        print(f"| {kind} |" + "".join(cells[name] + " |" for name in names), flush=True)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from geogrpo.perception.base import GeometryEstimator
 from geogrpo.perception.flow_pnp import FlowPnPEstimator
 from geogrpo.pretrain.common import gaussian_blur
 from geogrpo.recipes.build import build_estimator
+from geogrpo.train.config import load_config
 from geogrpo.world.datasets import scene_for
 from geogrpo.world.paths import make_path
 from geogrpo.world.render import render
@@ -141,11 +142,11 @@ def test_degraded_renders_meet_accuracy_floors(clips, estimator, degrade, rot_fl
 @pytest.mark.parametrize(
     "options",
     [
-        {"ransac_iterations": 100},
+        {"ransac_iterations": 100, "pairs": "consecutive"},  # geo_align's reward
         {"solver": "guided"},
-        {"solver": "guided", "pairs": "consecutive"},  # geo_align's reward
+        {"solver": "guided", "pairs": "consecutive"},
     ],
-    ids=["ransac100", "guided", "guided-consecutive"],
+    ids=["ransac100-consecutive", "guided", "guided-consecutive"],
 )
 def test_the_reward_side_settings_recover_the_motions_deterministically(
     clips, estimator, clean, options
@@ -223,4 +224,6 @@ def test_recipes_can_name_it():
     est = build_estimator("flow_pnp", min_registered=0.0)
     assert isinstance(est, FlowPnPEstimator) and isinstance(est, GeometryEstimator)
     assert est.name == "flow_pnp" and est.scale == "metric" and est.min_registered == 0.0
-    assert build_estimator("flow_pnp", ransac_iterations=100).options.ransac_iterations == 100
+    recipe = load_config("geo_align").rewards
+    est = build_estimator(recipe.estimator, **recipe.estimator_options)
+    assert est.options.ransac_iterations == 100 and est.pairs == "consecutive"
