@@ -200,3 +200,23 @@ def test_condition_ids_from_user_path_names_stay_inside_the_output_folder(tmp_pa
     assert target.parent == tmp_path / "videos"
     with pytest.raises(OutputPathError):
         inside(tmp_path, "../x.mp4")
+
+
+def test_a_part_of_a_model_loaded_alone_is_checked_against_its_parents_manifest(tmp_path):
+    import shutil
+
+    from geogrpo.models.policy import policy_dir
+    from geogrpo.models.text import GrammarTextEncoder
+
+    policy = shutil.copytree(policy_dir("tiny-t2v"), tmp_path / "tiny-t2v")
+    part = policy / "text_encoder"
+    assert not (part / "manifest.json").exists()
+    assert verify_manifest(part) is True  # the policy's manifest lists text_encoder/...
+    GrammarTextEncoder.from_pretrained(part)
+    weights = part / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(IntegrityError, match=r"text_encoder/model\.safetensors: sha256"):
+        GrammarTextEncoder.from_pretrained(part)
+    (policy / "manifest.json").unlink()
+    with pytest.raises(IntegrityError, match=r"text_encoder: no manifest\.json"):
+        verify_manifest(part)

@@ -869,9 +869,9 @@ class GRPOTrainer:
                 )
             video = torch.cat([v for v, _ in videos])[: shard.real]
             latents = torch.cat([z for _, z in videos])[: shard.real]
-            cond = everything.select(list(range(shard.start, shard.stop)))
             columns: dict[str, Tensor] = {}
-            if shard.real:
+            if shard.real:  # a rank may own none of a small split's conditions
+                cond = everything.select(list(range(shard.start, shard.stop)))
                 batch = cond.reward_batch(video, latents).to(self.device)
                 for name, _, reward in self.rewards:
                     out = reward(batch)

@@ -175,21 +175,35 @@ def verify_manifest(
     """Check every weight file of ``folder`` against ``folder/manifest.json``.
 
     Each listed file must exist and its sha256 match; a weight file that is not listed is an
-    error too. Without a manifest: an error when ``required``, else nothing is checked (a
-    diffusers folder downloaded from the Hub has none). Returns whether a check ran;
-    ``verify=False`` (or :func:`weight_verification` ``(False)`` around the call) skips it."""
+    error too. A part of a model (a policy's ``text_encoder/``) loaded on its own is checked
+    against its parent's manifest, which lists its files. Without a manifest: an error when
+    ``required``, else nothing is checked (a diffusers folder downloaded from the Hub has
+    none). Returns whether a check ran; ``verify=False`` (or :func:`weight_verification`
+    ``(False)`` around the call) skips it."""
     if not verification_enabled(verify):
         return False
     folder = Path(folder)
+    root, prefix = folder, ""
     if not (folder / MANIFEST).is_file():
-        if not required:
-            return False
-        raise IntegrityError(
-            f"{folder}: no {MANIFEST}, so its weights cannot be checked; save models with "
-            f"save_pretrained (it writes one), or {SKIP_HINT}"
+        parent = folder.parent
+        listed = (parent / MANIFEST).is_file() and any(
+            rel.startswith(f"{folder.name}/") for rel in read_manifest_digests(parent)
         )
-    table = read_manifest_digests(folder)
-    manifest = folder / MANIFEST
+        if listed:
+            root, prefix = parent, f"{folder.name}/"
+        elif not required:
+            return False
+        else:
+            raise IntegrityError(
+                f"{folder}: no {MANIFEST}, so its weights cannot be checked; save models with "
+                f"save_pretrained (it writes one), or {SKIP_HINT}"
+            )
+    table = {
+        rel[len(prefix) :]: digest
+        for rel, digest in read_manifest_digests(root).items()
+        if rel.startswith(prefix)
+    }
+    manifest = root / MANIFEST
     for rel, expected in sorted(table.items()):
         path = folder / rel
         if not path.is_file():
