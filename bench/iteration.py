@@ -100,8 +100,10 @@ def timed_step(trainer: GRPOTrainer, step: int) -> dict[str, float]:
     row = trainer.train_step(step)
     out = {p: row[f"time/{p}"] for p in PHASES}
     out["total"] = time.perf_counter() - start
-    # the samples' true quality beside the time: a plan that is faster but worse is no saving
+    # the samples' true quality beside the time: a plan that is faster but worse is no saving;
+    # nor is one whose samples the rewards cannot score (it trains on nothing)
     out.update({k: v for k, v in row.items() if k.startswith("truth/")})
+    out["valid samples"] = row["valid_samples"]
     return out
 
 
@@ -165,8 +167,10 @@ def interleaved(trainers: dict[str, GRPOTrainer], repeats: int) -> dict[str, dic
 
 def table(medians: dict[str, dict[str, float]], reference: str | None = None) -> str:
     """Seconds per phase, the policy's share, each run's ground truth on its training
-    rollouts (the recipe's truth metrics, mean over the samples) and the ratio to ``reference``."""
+    rollouts (the recipe's truth metrics, mean over the samples), the share of samples every
+    reward could score, and the ratio to ``reference``."""
     truths = sorted({k for m in medians.values() for k in m if k.startswith("truth/")})
+    truths.append("valid samples")
     head = "| variant | " + " | ".join(PHASES) + " | total s | share in rollout + update |"
     head += "".join(f" {k} |" for k in truths)
     lines = [head, "|" + "---|" * (len(PHASES) + 3 + len(truths))]
