@@ -27,3 +27,23 @@ def test_every_flag_has_a_help_text(command, capsys, monkeypatch):
     printed = capsys.readouterr().out
     for f in fields:
         assert f"{f.metadata['help']} (default: {f.default})" in printed, f.name
+
+
+@pytest.mark.parametrize(
+    "cls, field",
+    [
+        (cfg, field)
+        for cfg, fields in {
+            "AutoencoderPretrainConfig": ("n_train", "n_val", "frames", "size", "frame_channels"),
+            "PolicyPretrainConfig": ("n_train", "frames", "size", "heads", "ffn_dim", "text_dim"),
+            "TinyGeoPretrainConfig": ("n_train", "batch", "dim", "layers", "size"),
+            "LGMPretrainConfig": ("n_train", "n_val", "hidden", "frames", "size"),
+            "QualityPretrainConfig": ("n_train", "batch", "width", "frames", "size"),
+        }.items()
+        for field in fields
+    ],
+)
+@pytest.mark.parametrize("bad", [0, -5])
+def test_pretrain_sizes_and_counts_are_checked_by_name_before_any_work(cls, field, bad):
+    with pytest.raises(ValueError, match=rf"^{field}: expected an integer >= 1"):
+        getattr(config, cls)(**{field: bad})

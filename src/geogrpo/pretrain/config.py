@@ -19,6 +19,15 @@ def option(default: Any, help_text: str) -> Any:
     return field(default=default, metadata={"help": help_text})
 
 
+def _check_counts(cfg: object, *names: str, low: int = 1) -> None:
+    """Sizes and counts of a pretrain config: integers >= ``low``, checked before any data is
+    rendered (a size of 0 or a negative count used to fail deep inside torch)."""
+    from geogrpo.utils.checks import check_int_range
+
+    for name in names:
+        check_int_range(name, getattr(cfg, name), low)
+
+
 @dataclass
 class AutoencoderPretrainConfig:
     """Settings of ``geogrpo pretrain autoencoder``."""
@@ -92,6 +101,9 @@ class AutoencoderPretrainConfig:
         check_int_range("steps", self.steps, 1)
         check_int_range("batch_frames", self.batch_frames, 1)
         check_positive("lr", self.lr)
+        _check_counts(self, "n_train", "n_val", "frames", "size", "crop", "frame_channels")
+        _check_counts(self, "eval_every", "stats_clips")
+        check_positive("latent_noise", self.latent_noise, allow_zero=True)
         if self.crop % 8:
             raise ValueError(f"crop: {self.crop} must be a multiple of 8 (the encoder's stride)")
 
@@ -217,12 +229,21 @@ class PolicyPretrainConfig:
     )
 
     def __post_init__(self) -> None:
-        from geogrpo.utils.checks import check_choice, check_device, check_int_range, check_positive
+        from geogrpo.utils.checks import (
+            check_choice,
+            check_device,
+            check_fraction,
+            check_int_range,
+            check_positive,
+        )
 
         check_int_range("steps", self.steps, 1)
         check_int_range("batch", self.batch, 1)
         check_int_range("layers", self.layers, 1)
         check_int_range("workers", self.workers, 1)
+        _check_counts(self, "n_train", "n_val", "frames", "size", "heads", "head_dim", "ffn_dim")
+        _check_counts(self, "text_dim", "eval_every")
+        check_fraction("prompt_dropout", self.prompt_dropout)
         check_device("device", self.device)
         check_positive("lr", self.lr)
         check_positive("time_shift", self.time_shift)
@@ -344,6 +365,10 @@ class TinyGeoPretrainConfig:
         from geogrpo.utils.checks import check_int_range, check_positive
 
         check_int_range("steps", self.steps, 1)
+        _check_counts(self, "n_train", "n_val", "batch", "dim", "heads", "layers", "size")
+        _check_counts(self, "frames", "eval_every")
+        _check_counts(self, "n_heldout", "stitch_layer", low=0)
+        check_positive("rotation_weight", self.rotation_weight, allow_zero=True)
         check_int_range("clip_frames", self.clip_frames, 2, self.frames)
         check_positive("lr", self.lr)
 
@@ -416,6 +441,7 @@ class LGMPretrainConfig:
         check_int_range("prediction_steps", self.prediction_steps, 0)
         check_int_range("save_every", self.save_every, 1)
         check_positive("lr", self.lr)
+        _check_counts(self, "n_train", "n_val", "batch", "hidden", "frames", "size")
 
 
 @dataclass
@@ -523,6 +549,7 @@ class QualityPretrainConfig:
         check_int_range("gen_steps", self.gen_steps, 1)
         check_int_range("gen_batch", self.gen_batch, 0)
         check_int_range("rank_batch", self.rank_batch, 0)
+        _check_counts(self, "n_train", "n_val", "batch", "width", "frames", "size")
         check_choice("gen_data", self.gen_data, ("pairs", "speed_pairs"))
         check_positive("gen_noise_level", self.gen_noise_level)
         check_positive("rank_margin_db", self.rank_margin_db, allow_zero=True)
