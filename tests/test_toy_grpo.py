@@ -62,7 +62,13 @@ def test_grpo_changes_every_trainable_parameter():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("group_size", 1), ("window_size", 11), ("noise_level", 0.0), ("iterations", 0)],
+    [
+        ("group_size", 1),
+        ("window_size", 11),
+        ("noise_level", 0.0),
+        ("iterations", 0),
+        ("target_angle_deg", float("nan")),
+    ],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=rf"^{field}"):

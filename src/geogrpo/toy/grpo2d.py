@@ -81,6 +81,10 @@ class ToyGRPOConfig:
         for name in ("radius", "mode_std", "pretrain_lr", "noise_level", "lr", "clip_range"):
             check_positive(name, getattr(self, name))
         check_positive("kl_beta", self.kl_beta, allow_zero=True)
+        if not math.isfinite(self.target_angle_deg):
+            raise ValueError(
+                f"target_angle_deg: expected a finite angle in degrees, got {self.target_angle_deg}"
+            )
 
 
 class VelocityMLP(nn.Module):
