@@ -5,10 +5,11 @@
 
 ``plans``: one recipe under the step plans the methods propose, on the same work (same
 conditions, group size and rewards): every step an SDE step and trained (Flow-GRPO / DanceGRPO's
-full plan), MixGRPO's sliding window, Flow-GRPO-Fast's short window, and VGGRPO's denoising
-reduction (half the rollout steps). The variants' trainers are built once and their iterations
-interleaved (A B C D A B C D ...), so that a machine slowing down hits every variant alike; the
-table prints medians and each one's ratio to the full plan.
+full plan), MixGRPO's sliding window (with and without MixGRPO-Flash's thinned ODE tail),
+Flow-GRPO-Fast's short window, and VGGRPO's denoising reduction (half the rollout steps). The
+variants' trainers are built once and their iterations interleaved (A B C D A B C D ...), so
+that a machine slowing down hits every variant alike; the table prints medians and each one's
+ratio to the full plan.
 
 ``scaling``: how an iteration grows with the group size, the frame count and the resolution,
 one at a time around a small base (camera_fidelity, N = 1, G = 4, 4 denoising steps, 17 frames
