@@ -80,9 +80,9 @@ class ModelConfig:
     )
     compile: str = _help(
         "no, or a torch.compile backend (inductor; eager or aot_eager to check the wiring "
-        "cheaply): every transformer block is compiled in place. inductor measured 1.39x on "
-        "tiny-t2v's training step on one CPU thread after about 50 s of compiling; it pays off "
-        "on runs of more than a few dozen steps",
+        "cheaply): every transformer block is compiled in place. inductor measured 1.20-1.47x "
+        "on tiny-t2v's training step on one CPU thread after about 50 s of compiling (bench/"
+        "compute_efficiency.py); it pays off on runs of more than a few dozen steps",
         "no",
     )
     verify_weights: bool = _help(
