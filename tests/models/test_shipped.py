@@ -11,7 +11,7 @@ from geogrpo.eval.metrics import psnr
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.models.conditioning import ConditionInputs
 from geogrpo.models.policy import PRETRAINED_DIR, SHIPPED, VideoPolicy
-from geogrpo.pretrain.common import file_sha256
+from geogrpo.utils.io import file_sha256
 from geogrpo.utils.video import model_to_frames
 from geogrpo.world.datasets import TextToVideoClips
 

@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 from geogrpo.models.autoencoder import FrameAutoencoder
 from geogrpo.pretrain import autoencoder
 from geogrpo.pretrain.autoencoder import evaluate_autoencoder, pretrain_autoencoder
-from geogrpo.pretrain.common import file_sha256, load_videos
+from geogrpo.pretrain.common import load_videos
 from geogrpo.pretrain.config import AutoencoderPretrainConfig
+from geogrpo.utils.io import file_sha256
 from tests.pretrain.runs import SMALL, fails_on_call
 
 

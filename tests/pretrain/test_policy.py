@@ -10,7 +10,6 @@ from safetensors.torch import load_file
 
 from geogrpo.models.policy import SAMPLE_PREDICTION_T_MIN, VideoPolicy
 from geogrpo.pretrain import policy as policy_pretraining
-from geogrpo.pretrain.common import file_sha256
 from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
 from geogrpo.pretrain.policy import (
     LatentSet,
@@ -20,6 +19,7 @@ from geogrpo.pretrain.policy import (
     pretrain_policy,
     training_times,
 )
+from geogrpo.utils.io import file_sha256
 from tests.models.test_policy import PROMPT, tiny_policy
 from tests.pretrain.runs import SMALL, fails_on_call
 

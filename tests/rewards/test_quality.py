@@ -9,10 +9,10 @@ from geogrpo.camera.presets import preset_trajectory
 from geogrpo.perception.judge import make_judge
 from geogrpo.perception.quality import TinyQualityScorer, log_detail
 from geogrpo.perception.tinygeo import PRETRAINED_DIR
-from geogrpo.pretrain.common import file_sha256
 from geogrpo.pretrain.quality import degrade
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.quality import QualityReward
+from geogrpo.utils.io import file_sha256
 from geogrpo.world.datasets import scene_for
 from geogrpo.world.render import render
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from geogrpo.camera.presets import preset_trajectory
 from geogrpo.camera.se3 import axis_rotation, make_pose, so3_exp
 from geogrpo.perception.tinygeo import PRETRAINED_DIR, TinyGeoEstimator
-from geogrpo.pretrain.common import file_sha256
 from geogrpo.rewards.base import RewardBatch
 from geogrpo.rewards.geometry import ReprojectionReward, SmoothnessReward, TrajectoryReward
+from geogrpo.utils.io import file_sha256
 from geogrpo.world.datasets import scene_for
 from geogrpo.world.render import render
 

@@ -16,7 +16,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geogrpo.camera.se3 import relative_to_first
-from geogrpo.utils.io import atomic_write_json, file_sha256
+from geogrpo.utils.integrity import weight_digests
+from geogrpo.utils.io import atomic_write_json
 from geogrpo.world.datasets import MultiViewPairs, TextToVideoClips
 
 
@@ -93,11 +94,6 @@ def shipped_folder(path: str | Path) -> Path | None:
         if target == root or root in target.parents:
             return root
     return None
-
-
-def weight_digests(out: Path) -> dict[str, str]:
-    """sha256 of every ``*.safetensors`` under ``out``, by relative path."""
-    return {str(p.relative_to(out)): file_sha256(p) for p in sorted(out.rglob("*.safetensors"))}
 
 
 def write_manifest(

@@ -41,13 +41,12 @@ from geogrpo.models.text import GrammarTextEncoder
 from geogrpo.pretrain.common import (
     invocation,
     shipped_folder,
-    weight_digests,
     write_manifest,
 )
 from geogrpo.pretrain.config import PolicyExportConfig, PolicyPretrainConfig
 from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
-from geogrpo.utils.integrity import load_json_object
+from geogrpo.utils.integrity import load_json_object, weight_digests
 from geogrpo.utils.io import atomic_save_safetensors, atomic_write_json, state_dict_sha256
 from geogrpo.world.datasets import (
     MultiViewPairs,

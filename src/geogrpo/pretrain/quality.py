@@ -30,11 +30,11 @@ from tqdm.auto import tqdm
 from geogrpo.models.autoencoder import load_autoencoder
 from geogrpo.models.policy import PRETRAINED_DIR as POLICY_PRETRAINED_DIR
 from geogrpo.perception.quality import TinyQualityScorer
-from geogrpo.pretrain.common import file_sha256, gaussian_blur, load_clips, write_manifest
+from geogrpo.pretrain.common import gaussian_blur, load_clips, write_manifest
 from geogrpo.pretrain.config import QualityPretrainConfig
 from geogrpo.train.checkpoint import TRAIN_STATE, resume_train_state, save_train_state
 from geogrpo.train.logging import RunLogger
-from geogrpo.utils.io import atomic_path
+from geogrpo.utils.io import atomic_path, file_sha256
 from geogrpo.world.datasets import check_training_split
 
 

@@ -169,6 +169,11 @@ def weight_files(folder: str | os.PathLike[str]) -> list[str]:
     )
 
 
+def weight_digests(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """sha256 of every weight file under ``folder``, by relative path: a manifest's table."""
+    return {rel: file_sha256(Path(folder) / rel) for rel in weight_files(folder)}
+
+
 def verify_manifest(
     folder: str | os.PathLike[str], *, verify: bool | None = None, required: bool = True
 ) -> bool:
@@ -235,9 +240,9 @@ def write_digests_manifest(
     (plus ``extra`` fields); what ``save_pretrained`` calls after writing the weights."""
     from geogrpo.utils.io import atomic_write_json
 
-    folder = Path(folder)
-    table = {rel: file_sha256(folder / rel) for rel in weight_files(folder)}
-    return atomic_write_json(folder / MANIFEST, {**(extra or {}), "sha256": table})
+    return atomic_write_json(
+        Path(folder) / MANIFEST, {**(extra or {}), "sha256": weight_digests(folder)}
+    )
 
 
 def load_safetensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, Any]:
