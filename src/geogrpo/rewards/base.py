@@ -19,6 +19,7 @@ reprojection rewards of one recipe, built with one estimator object
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -73,23 +74,22 @@ class RewardBatch:
     def select(self, rows: list[int]) -> RewardBatch:
         """The samples ``rows`` as a batch of their own, with an empty cache (an estimate of the
         whole batch is not reused)."""
-        picked = {
-            name: getattr(self, name)[rows]
-            for name in BATCH_FIELDS
-            if isinstance(getattr(self, name), Tensor)
-        }
         prompts = [self.prompts[i] for i in rows] if self.prompts is not None else None
-        return replace(self, **picked, prompts=prompts, cache={})
+        return self._map_tensors(lambda t: t[rows], prompts=prompts, cache={})
 
     def to(self, device: torch.device | str) -> RewardBatch:
         """The batch with its tensors on ``device``, sharing this batch's cache (moved once for
         every reward of a step, not once per reward)."""
-        moved = {
-            name: getattr(self, name).to(device)
+        return self._map_tensors(lambda t: t.to(device), cache=self.cache)
+
+    def _map_tensors(self, fn: Callable[[Tensor], Tensor], **changes: Any) -> RewardBatch:
+        """A copy with ``fn`` applied to every tensor field and ``changes`` set."""
+        tensors = {
+            name: fn(value)
             for name in BATCH_FIELDS
-            if isinstance(getattr(self, name), Tensor)
+            if isinstance(value := getattr(self, name), Tensor)
         }
-        return replace(self, **moved, cache=self.cache)
+        return replace(self, **tensors, **changes)
 
 
 @dataclass
